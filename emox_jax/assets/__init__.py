@@ -1,0 +1,1 @@
+"""Text and data the package ships (the tiny LM corpus and its generator)."""

@@ -1,0 +1,1 @@
+"""Weight import/export between public PyTorch checkpoints and EmoX-JAX param trees."""

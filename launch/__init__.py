@@ -1,0 +1,1 @@
+"""Entry points: `python -m launch.<name>` (train, eval, predict, score, convert, check_parity, ...)."""
