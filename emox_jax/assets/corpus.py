@@ -126,7 +126,7 @@ def _reason_line(r: random.Random) -> str:
     emo = r.choice(list(EMOTIONS))
     who = r.choice(NAMES)
     return (f"{who} is {emo} because of {r.choice(THINGS)}; the person {r.choice(EMOTIONS[emo])}, "
-            f"the voice is {VOICES[emo][2:]}, and the words are {SENTIMENT[emo]}.")
+            f"{who} speaks in {VOICES[emo]}, and the words are {SENTIMENT[emo]}.")
 
 
 def _dialogue_line(r: random.Random) -> str:

@@ -1,0 +1,1 @@
+"""Autoregressive decoding: explicit KV cache (`kv_cache`), samplers (`sampling`), prefill + while-loop decode (`generate`)."""

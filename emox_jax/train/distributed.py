@@ -1,0 +1,52 @@
+"""Multi-host start-up through JAX's own runtime (no home-made cluster code).
+
+`initialize()` is called first thing by every entry point. It is a no-op for a single process, and otherwise
+calls `jax.distributed.initialize`, which finds the coordinator by itself on TPU VMs (metadata server) and under
+SLURM (`SLURM_*` variables), or from the generic environment variables below (any other launcher, and the
+2-process localhost test):
+
+    EMOX_COORDINATOR=host:port  EMOX_NUM_PROCESSES=N  EMOX_PROCESS_ID=i  [EMOX_LOCAL_DEVICE_IDS=0,1,...]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import jax
+
+log = logging.getLogger(__name__)
+_initialized = False
+
+
+def _env_int(name: str) -> int | None:
+    v = os.environ.get(name)
+    return int(v) if v not in (None, "") else None
+
+
+def initialize(force: bool = False) -> None:
+    """Initialise the distributed runtime when this process is one of several; idempotent."""
+    global _initialized
+    if _initialized:
+        return
+    coord = os.environ.get("EMOX_COORDINATOR")
+    nproc = _env_int("EMOX_NUM_PROCESSES")
+    pid = _env_int("EMOX_PROCESS_ID")
+    if coord or nproc:
+        if not (coord and nproc is not None and pid is not None):
+            raise RuntimeError("multi-process run: EMOX_COORDINATOR, EMOX_NUM_PROCESSES and EMOX_PROCESS_ID must "
+                               f"all be set (got {coord!r}, {nproc!r}, {pid!r})")
+        local = os.environ.get("EMOX_LOCAL_DEVICE_IDS")
+        jax.distributed.initialize(coordinator_address=coord, num_processes=nproc, process_id=pid,
+                                   local_device_ids=[int(x) for x in local.split(",")] if local else None)
+    elif force or "SLURM_NTASKS" in os.environ and int(os.environ["SLURM_NTASKS"]) > 1 \
+            or os.environ.get("TPU_WORKER_HOSTNAMES", "").count(",") > 0:
+        jax.distributed.initialize()  # auto-detects SLURM / TPU pod
+    _initialized = True
+    if jax.process_count() > 1:
+        log.info("process %d of %d, %d local / %d global devices", jax.process_index(), jax.process_count(),
+                 jax.local_device_count(), jax.device_count())
+
+
+def is_main_process() -> bool:
+    return jax.process_index() == 0
