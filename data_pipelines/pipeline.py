@@ -150,7 +150,9 @@ def normalize_record(raw: Any) -> dict[str, Any]:
         if name not in raw:
             continue
         v = raw[name]
-        if typ is str:
+        if type(v) is typ and typ is not list:   # in-memory records are already in schema types
+            out[name] = v
+        elif typ is str:
             out[name] = v.decode("utf-8") if isinstance(v, (bytes, np.bytes_)) else str(v)
         elif typ is bytes:
             out[name] = v if isinstance(v, bytes) else (v.item() if hasattr(v, "item") else bytes(v))
@@ -219,8 +221,8 @@ class SampleProcessor:
         if mods & _FRAME_MODALITIES:
             data = self._media(record, "video")
             try:
-                sample["frames"] = np.asarray(media.decode_frames(data, num_frames=cfg.num_frames,
-                                                                  size=cfg.image_size), np.uint8)
+                sample["frames"] = np.asarray(media.decode_frames(
+                    data, num_frames=cfg.num_frames, size=cfg.image_size, name=record["video_path"]), np.uint8)
             except media.MediaDecodeError as e:
                 raise _Skip("media_decode", record["video_path"], str(e)) from None
             if sample["frames"].shape != cfg.frame_shape:
@@ -229,9 +231,9 @@ class SampleProcessor:
         if mods & _AUDIO_MODALITIES:
             data = self._media(record, "audio")
             try:
-                wave = media.decode_audio(data, sample_rate=cfg.sample_rate)
-                sample["audio"] = np.asarray(media.audio_clips(wave, num_clips=cfg.num_audio_clips,
-                                                               seconds=cfg.clip_seconds), np.float32)
+                sample["audio"] = np.asarray(media.decode_audio_clips(
+                    data, num_clips=cfg.num_audio_clips, seconds=cfg.clip_seconds, sample_rate=cfg.sample_rate,
+                    name=record["audio_path"]), np.float32)
             except media.MediaDecodeError as e:
                 raise _Skip("media_decode", record["audio_path"], str(e)) from None
             if sample["audio"].shape != cfg.audio_shape:

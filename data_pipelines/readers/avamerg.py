@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 from typing import Any, Iterator
 
-from data_pipelines.readers.base import AnnotationError, ReaderBuilder, existing, read_json, read_media, require
+from data_pipelines.readers.base import AnnotationError, ReaderBuilder, existing, read_json, require
 
 COE_FIELDS = ("event_scenario", "speaker_emotion", "emotion_cause", "goal_to_response")  # schema `coe` order
 
@@ -75,8 +75,8 @@ class AvaMerg(ReaderBuilder):
         coe = require(turn, "chain_of_empathy", where, dict)
         steps = [require(coe, k, f"{where}, chain_of_empathy") for k in COE_FIELDS]
         name = f"dia{conv_id}utt{2 * turn_no}_{speaker}"
-        video, video_path = read_media(root, [f"{video_dir}/{name}.mp4"])
-        audio, audio_path = read_media(root, [f"{audio_dir}/{name}.wav"])
+        video, video_path = self.read_media([f"{video_dir}/{name}.mp4"])
+        audio, audio_path = self.read_media([f"{audio_dir}/{name}.wav"])
         return dict(id=name, video=video, video_path=video_path, audio=audio, audio_path=audio_path,
                     subtitle=lines[-1][1] if lines else "",
                     history="\n".join(f"{r}: {u}" for r, u in lines[:-1]),

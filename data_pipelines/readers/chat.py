@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from data_pipelines.readers.base import (
-    AnnotationError, ReaderBuilder, existing, media_suffix_candidates, read_json, read_media, unique_suffix_ids)
+    AnnotationError, ReaderBuilder, existing, media_suffix_candidates, read_json, unique_suffix_ids)
 
 
 @dataclass(frozen=True)
@@ -72,12 +72,13 @@ def read_chat_items(path: pathlib.Path, media_key: str) -> list[ChatItem]:
     return [ChatItem(i, u, a, m, x) for (i, u, a, m), x in zip(raw, ids)]
 
 
-def chat_media(root: pathlib.Path, item: ChatItem, media_dir: str) -> tuple[bytes, str]:
-    """(bytes, relative path) of the item's media; b"" and `<media_dir>/<id><ext>` when absent."""
+def media_candidates(item: ChatItem, media_dir: str) -> list[str]:
+    """Where an item's media may lie: `<media_dir>/<id><ext>` (canonical, reported when missing), then the tails
+    of the stored author path, longest first, no shorter than the id (shorter tails are ambiguous)."""
     ext = pathlib.PurePosixPath(item.media.replace("\\", "/")).suffix
     id_parts = item.id.count("/") + 1
     cands = [f"{media_dir}/{item.id}{ext}"] + media_suffix_candidates(item.media, min_parts=id_parts)
-    return read_media(root, list(dict.fromkeys(cands)))
+    return list(dict.fromkeys(cands))
 
 
 class ChatReader(ReaderBuilder, skip_registration=True):
@@ -102,7 +103,7 @@ class ChatReader(ReaderBuilder, skip_registration=True):
             raise AnnotationError(f"{path}: item {item.index}: label {label!r} is not one of {list(self.CANDIDATES)}")
 
     def fields(self, root: pathlib.Path, item: ChatItem) -> dict[str, Any]:
-        media, media_path = chat_media(root, item, self.MEDIA_DIR)
+        media, media_path = self.read_media(media_candidates(item, self.MEDIA_DIR))
         if self.MEDIA_KEY == "videos":
             return dict(video=media, video_path=media_path)
         return dict(audio=media, audio_path=media_path)

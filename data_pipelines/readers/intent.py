@@ -19,7 +19,6 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
-from data_pipelines.readers.base import read_media
 from data_pipelines.readers.chat import ChatItem, ChatReader
 
 _LAYOUT = __doc__  # both readers document the shared layout above
@@ -39,7 +38,7 @@ class _IntentReader(ChatReader, skip_registration=True):
 
     def fields(self, root: pathlib.Path, item: ChatItem) -> dict[str, Any]:
         out = super().fields(root, item)
-        out["audio"], out["audio_path"] = read_media(root, [f"audio/{item.id}.wav"])
+        out["audio"], out["audio_path"] = self.read_media([f"audio/{item.id}.wav"])
         return out
 
     def labels(self, item: ChatItem) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pathlib
 from typing import Any, Iterator
 
 from data_pipelines.readers.base import (
-    AnnotationError, ReaderBuilder, parse_label_list, read_csv, read_media, text_or_empty)
+    AnnotationError, ReaderBuilder, parse_label_list, read_csv, text_or_empty)
 
 
 def _labels(cell: str, where: str) -> list[str]:
@@ -46,8 +46,8 @@ class OvMerdPlus(ReaderBuilder):
             name = row["name"].strip()
             if not name:
                 raise AnnotationError(f"{path}: line {line}: empty 'name'")
-            video, video_path = read_media(root, [f"video/{name}.mp4", f"video/{name}.avi"])
-            audio, audio_path = read_media(root, [f"audio/{name}.wav"])
+            video, video_path = self.read_media([f"video/{name}.mp4", f"video/{name}.avi"])
+            audio, audio_path = self.read_media([f"audio/{name}.wav"])
             yield dict(id=name, video=video, video_path=video_path, audio=audio, audio_path=audio_path,
                        subtitle=subtitles.get(name, ""),
                        emotions=_labels(row["openset"], f"{path}: line {line}, field 'openset'"))
@@ -90,8 +90,8 @@ class Mer2025Layout(ReaderBuilder, skip_registration=True):
         subtitles = ({r["name"]: text_or_empty(r["english"]) for _, r in read_csv(sub_path, ["name", "english"])}
                      if sub_path.is_file() else {})
         for name in sorted(set(labels) | set(reasons)):
-            video, video_path = read_media(root, [f"video/video/{name}.mp4", f"video/{name}.mp4"])
-            audio, audio_path = read_media(root, [f"audio/{name}.wav"])
+            video, video_path = self.read_media([f"video/video/{name}.mp4", f"video/{name}.mp4"])
+            audio, audio_path = self.read_media([f"audio/{name}.wav"])
             label_types = (["ovlabel"] if name in labels else []) + (["description"] if name in reasons else [])
             yield dict(id=name, video=video, video_path=video_path, audio=audio, audio_path=audio_path,
                        subtitle=subtitles.get(name, ""), emotions=labels.get(name, []),

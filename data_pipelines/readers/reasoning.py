@@ -6,7 +6,7 @@ import pathlib
 from typing import Any, Iterator
 
 from data_pipelines.readers.base import (
-    AnnotationError, ReaderBuilder, read_csv, read_json, read_media, require, text_or_empty)
+    AnnotationError, ReaderBuilder, read_csv, read_json, require, text_or_empty)
 
 
 class Emer(ReaderBuilder):
@@ -34,9 +34,8 @@ class Emer(ReaderBuilder):
             name = row["names"].strip()
             if not name:
                 raise AnnotationError(f"{path}: line {line}: empty 'names'")
-            video, video_path = read_media(
-                root, [f"{d}{name}{e}" for d in ("", "video/") for e in (".mp4", ".avi")])
-            audio, audio_path = read_media(root, [f"{name}.wav", f"audio/{name}.wav"])
+            video, video_path = self.read_media([f"{d}{name}{e}" for d in ("", "video/") for e in (".mp4", ".avi")])
+            audio, audio_path = self.read_media([f"{name}.wav", f"audio/{name}.wav"])
             yield dict(id=name, video=video, video_path=video_path, audio=audio, audio_path=audio_path,
                        subtitle=text_or_empty(row["subtitles"]), emotion=row["emotions"].strip(),
                        reason=text_or_empty(row["reasons"]))
@@ -71,8 +70,8 @@ class MerrFine(ReaderBuilder):
             where = f"{path}: entry {name!r}"
             entry = data[name]
             emotion = require(entry, "pseu_emotion", where).strip()
-            video, video_path = read_media(root, [f"test3/{name}.mp4", f"test3/{name}.avi"])
-            audio, audio_path = read_media(root, [f"audio/{name}.wav"])
+            video, video_path = self.read_media([f"test3/{name}.mp4", f"test3/{name}.avi"])
+            audio, audio_path = self.read_media([f"audio/{name}.wav"])
             yield dict(id=name, video=video, video_path=video_path, audio=audio, audio_path=audio_path,
                        subtitle=text_or_empty(require(entry, "text", where)),
                        reason=require(entry, "smp_reason_caption", where),

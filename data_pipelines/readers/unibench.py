@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from data_pipelines.readers.base import (
-    AnnotationError, ReaderBuilder, as_float, load_npz_corpus, read_csv, read_media, text_or_empty)
+    AnnotationError, ReaderBuilder, as_float, load_npz_corpus, read_csv, text_or_empty)
 
 
 class UniBenchReader(ReaderBuilder, skip_registration=True):
@@ -60,8 +60,8 @@ class UniBenchReader(ReaderBuilder, skip_registration=True):
         candidates = self.candidates(root)
         where_file = root / self.ANNOTATION
         for name in sorted(corpus):
-            video, video_path = read_media(root, [f"{self.VIDEO_DIR}/{name}{e}" for e in self.VIDEO_EXTS])
-            audio, audio_path = read_media(root, [f"{self.AUDIO_DIR}/{name}.wav"])
+            video, video_path = self.read_media([f"{self.VIDEO_DIR}/{name}{e}" for e in self.VIDEO_EXTS])
+            audio, audio_path = self.read_media([f"{self.AUDIO_DIR}/{name}.wav"])
             fields = self.labels(corpus[name], f"{where_file}[{self.CORPORA[split]!r}][{name!r}]", candidates)
             yield dict(id=str(name), video=video, video_path=video_path, audio=audio, audio_path=audio_path,
                        subtitle=subtitles.get(name, ""), **fields)
