@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import pathlib
+import re
 import sys
 from typing import Any, Sequence
 
@@ -34,10 +35,8 @@ def _source(args: argparse.Namespace) -> Sequence[Any]:
         return list(iter_examples(args.emosynth, args.seed, split=None))
     from data_pipelines import sources
     data_dir = pathlib.Path(args.data_dir)
-    try:
+    if (data_dir / f"emox_{args.dataset}").is_dir():   # already a prepared TFDS data dir
         return sources.data_source(args.dataset, args.split, data_dir)
-    except FileNotFoundError:
-        pass
     manual = pathlib.Path(args.manual_dir) if args.manual_dir else None
     if manual is None:
         root = _EMOSYNTH_ROOTS.get(args.dataset)
@@ -46,6 +45,11 @@ def _source(args: argparse.Namespace) -> Sequence[Any]:
     print(f"preparing {args.dataset} from {manual} under {tfds_dir}", file=sys.stderr)
     sources.prepare(args.dataset, manual, tfds_dir)
     return sources.data_source(args.dataset, args.split, tfds_dir)
+
+
+def _collapse(text: str) -> str:
+    """'<FrameHere>' * 32 -> '<FrameHere>x32' so prompts stay readable."""
+    return re.sub(r"((<\w+Here>)\2+)", lambda m: f"{m.group(2)}x{len(m.group(1)) // len(m.group(2))}", text)
 
 
 def _contact_sheet(frames: np.ndarray, labels: list[str], path: pathlib.Path) -> None:
@@ -111,7 +115,7 @@ def inspect(args: argparse.Namespace) -> dict[str, Any]:
               f"task {schema.TASKS[batch['task_id'][i]]}, {n} tokens; placeholders at frame "
               f"{batch['frame_pos'][i]} face {batch['face_pos'][i]} audio {batch['audio_pos'][i]} "
               f"multi {batch['multi_pos'][i]})")
-        print("PROMPT:", tok.decode(ids[:first]))
+        print("PROMPT:", _collapse(tok.decode(ids[:first])))
         print("TARGET:", tok.decode(ids[first:]))
         labels.append(f"{batch['id'][i]} {batch['label_type'][i]}")
     files = {}

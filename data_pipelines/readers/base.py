@@ -35,9 +35,6 @@ from data_pipelines.schema import EXAMPLE_FIELDS, make_example
 # Progress bars flood logs of many tiny preparations (environment.md, "Other gotchas").
 tfds.disable_progress_bar()
 
-PathLike = str | pathlib.Path
-
-
 class AnnotationError(ValueError):
     """A malformed annotation file; the message names the file and the line / item / field."""
 
@@ -257,6 +254,8 @@ class ReaderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         # Re-importing a reader module (importlib.reload, or a module also run as __main__) would register the
         # same builder name twice, which TFDS rejects; accept a re-definition of the *same* class and keep
         # rejecting a real collision between two different readers.
+        if "MANUAL_DOWNLOAD_INSTRUCTIONS" not in cls.__dict__ and cls.__doc__:
+            cls.MANUAL_DOWNLOAD_INSTRUCTIONS = cls.__doc__  # the docstring states the expected layout
         try:
             super().__init_subclass__(**kwargs)
         except ValueError as e:
@@ -312,6 +311,7 @@ class ReaderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager):
         root = self.find_root(pathlib.Path(dl_manager.manual_dir))
+        self._media = MediaFinder(root)  # shared by the splits: they live under the same root
         out = {}
         for split in self.splits(root):
             # TFDS cannot write an empty split, so a split without records (e.g. an empty corpus in a label
@@ -325,12 +325,11 @@ class ReaderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         return out
 
     def read_media(self, candidates: Iterable[str]) -> tuple[bytes, str]:
-        """`MediaFinder.read` under the root of the split being generated."""
+        """`MediaFinder.read` under the dataset root found by `_split_generators`."""
         return self._media.read(candidates)
 
     def _generate_examples(self, root: pathlib.Path, split: str):
         seen: set[str] = set()
-        self._media = MediaFinder(root)
         for fields in self.read_split(root, split):
             fields.setdefault("label_types", list(self.LABEL_TYPES))
             ex = make_example(dataset=self.READER, split=split, **fields)

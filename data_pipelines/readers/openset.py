@@ -54,7 +54,7 @@ class OvMerdPlus(ReaderBuilder):
 
 
 class Mer2025Layout(ReaderBuilder, skip_registration=True):
-    """The MER2025 folder (NX `data/MER2025/`), split "train":
+    """The MER2025 folder (NX `data/MER2025/`), one split (SPLIT):
 
         track2_train_<SUFFIX>.csv   columns name, openset   (open-vocabulary labels; [] → ['neutral'])
         track3_train_<SUFFIX>.csv   columns name, reason    (emotion-reasoning description)
@@ -66,10 +66,11 @@ class Mer2025Layout(ReaderBuilder, skip_registration=True):
     """
 
     SUFFIX = ""
+    SPLIT = "train"
     FOLDERS = ("MER2025", "mer2025")
 
     def splits(self, root):
-        return ["train"]
+        return [self.SPLIT]
 
     def read_split(self, root: pathlib.Path, split: str) -> Iterator[dict[str, Any]]:
         labels: dict[str, list[str]] = {}
@@ -103,7 +104,8 @@ class Mer2025Layout(ReaderBuilder, skip_registration=True):
 
 
 class MerCaptionPlus(Mer2025Layout):
-    """MER-Caption+ in the MER2025 layout (track*_train_mercaptionplus.csv). label_types: ovlabel, description."""
+    """MER-Caption+ in the MER2025 layout (track*_train_mercaptionplus.csv), training data → split "train".
+    label_types: ovlabel, description."""
 
     name = "emox_mer_caption_plus"
     READER = "mer_caption_plus"
@@ -113,10 +115,13 @@ class MerCaptionPlus(Mer2025Layout):
 
 
 class OvMerd(Mer2025Layout):
-    """NX's OV-MERD in the MER2025 layout (track*_train_ovmerd.csv). label_types: ovlabel (+ description)."""
+    """NX's OV-MERD in the MER2025 layout (track*_train_ovmerd.csv), an OV-MER *evaluation* set
+    (reference-architecture.md §7.2), hence split "test" despite the file names. label_types: ovlabel
+    (+ description where track3 has the name)."""
 
     name = "emox_ovmerd"
     READER = "ovmerd"
     SUFFIX = "ovmerd"
+    SPLIT = "test"
     ANNOTATION = "track2_train_ovmerd.csv"
     LABEL_TYPES = ("ovlabel", "description")

@@ -73,7 +73,8 @@ class UniBenchReader(ReaderBuilder, skip_registration=True):
 class EmotionReader(UniBenchReader, skip_registration=True):
     """`emo` is a label string, or an int index into EMOTIONS. Candidates: EMOTIONS when fixed, else the sorted
     set of labels in the label file (all corpora, so train and test share one list).
-    Fills: id, video(+_path), audio(+_path), subtitle, emotion, candidates, label_types."""
+    Fills: id, video(+_path), audio(+_path), subtitle, emotion, candidates, label_types (onehot_w_candidates,
+    onehot_wo_candidates), and sentiment when an entry also has a `val`."""
 
     EMOTIONS: tuple[str, ...] = ()
     LABEL_TYPES = ("onehot_w_candidates", "onehot_wo_candidates")
@@ -94,7 +95,10 @@ class EmotionReader(UniBenchReader, skip_registration=True):
         return emo
 
     def labels(self, entry, where, candidates):
-        return dict(emotion=self.emotion_of(entry, where), candidates=list(candidates))
+        out = dict(emotion=self.emotion_of(entry, where), candidates=list(candidates))
+        if "val" in entry:  # MER2023/2024 entries may carry a valence too: kept as annotated, not prompted
+            out["sentiment"] = as_float(entry["val"], f"{where}['val']")
+        return out
 
     def candidates(self, root):
         if self.EMOTIONS:

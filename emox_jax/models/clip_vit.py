@@ -190,7 +190,7 @@ class ClipVision(nn.Module):
         x = nn.Conv(cfg.hidden_size, (cfg.patch_size, cfg.patch_size), strides=(cfg.patch_size, cfg.patch_size),
                     padding="VALID", use_bias=False, dtype=dt, param_dtype=pdt,
                     kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(),
-                                                             ("conv", "conv", "conv_in", "embed")),
+                                                             (None, "conv", "conv_in", "embed")),
                     name="patch_embedding")(x)
         x = x.reshape(b, cfg.grid * cfg.grid, cfg.hidden_size)
         cls = self.param("class_embedding", nn.with_logical_partitioning(nn.initializers.normal(1.0), ("embed",)),

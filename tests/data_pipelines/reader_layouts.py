@@ -77,8 +77,8 @@ def make_mer2023(manual: pathlib.Path, folder="mer2023-dataset-process", column=
     cands = ["angry", "happy", "sad"]
     return {
         "train": {
-            "sample_00000001": dict(emotion="happy", subtitle="I won, really",  # the english (MER2023) or chinese (MER2024) column
-                                    candidates=cands,
+            # subtitle: the english (MER2023) or chinese (MER2024) column
+            "sample_00000001": dict(emotion="happy", sentiment=1.5, subtitle="I won, really", candidates=cands,
                                     **media(v1, "video/sample_00000001.mp4", a1, "audio/sample_00000001.wav"),
                                     label_types=["onehot_w_candidates", "onehot_wo_candidates"]),
             "sample_00000002": dict(emotion="angry", subtitle="", **media(
@@ -184,7 +184,7 @@ def _make_mer2025(manual, suffix):
 
 
 def make_ovmerd(manual):
-    return _make_mer2025(manual, "ovmerd")
+    return {"test": _make_mer2025(manual, "ovmerd")["train"]}  # OV-MERD is an evaluation set
 
 
 def make_mer_caption_plus(manual):

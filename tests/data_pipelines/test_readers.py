@@ -48,7 +48,7 @@ def test_registry_covers_every_dataset_and_layout():
     for name, cls in READERS.items():
         assert cls.name == f"emox_{name}" and cls.READER == name
         assert cls.LABEL_TYPES and set(cls.LABEL_TYPES) <= set(LABEL_TYPES), name
-        assert cls.MANUAL_DOWNLOAD_INSTRUCTIONS and cls.__doc__
+        assert cls.MANUAL_DOWNLOAD_INSTRUCTIONS == cls.__doc__  # the docstring states the layout
     assert get_reader("emox_mintrec") is get_reader("mintrec")
     with pytest.raises(KeyError, match="unknown reader 'mosi'.*cmu_mosi"):
         get_reader("mosi")
@@ -80,7 +80,15 @@ def test_reader_parses_its_layout(name, tmp_path):
 def test_prepare_reuses_and_data_source_errors(tmp_path):
     LAYOUTS["mintrec"](tmp_path / "m")
     sources.prepare("mintrec", tmp_path / "m", tmp_path / "d")
-    with pytest.raises(KeyError, match="no split 'validation'.*'test', 'train'"):
+    (tmp_path / "m" / "test_MIntRec_ann.json").unlink()  # reused as prepared, not regenerated
+    assert len(sources.prepare("mintrec", tmp_path / "m", tmp_path / "d").as_data_source("test")) == 1
+    # The builders are registered with TFDS, so its own name-based API finds them too.
+    import tensorflow_datasets as tfds
+    assert {k: len(v) for k, v in tfds.data_source("emox_mintrec", data_dir=tmp_path / "d").items()} == {
+        "train": 2, "test": 1}
+    b = sources.prepare("mintrec", tmp_path / "m", tmp_path / "d", overwrite=True)  # regenerated: no test file
+    assert list(b.info.splits) == ["train"]
+    with pytest.raises(KeyError, match=r"no split 'validation'; available: \['train'\]"):
         sources.data_source("mintrec", "validation", tmp_path / "d")
     with pytest.raises(FileNotFoundError, match="emer is not prepared"):
         sources.data_source("emer", "test", tmp_path / "d")

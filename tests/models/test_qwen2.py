@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import linen as nn
 
 from emox_jax.config_utils import ConfigError, from_config
 from emox_jax.models.qwen2 import (Qwen2Config, Qwen2ForCausalLM, count_params, stack_layer_params,
@@ -14,19 +15,46 @@ CFG = Qwen2Config.tiny(vocab_size=97, hidden_size=32, num_layers=2, num_heads=4,
                        intermediate_size=64)
 
 
+def random_params(config, seed=0, std=0.1):
+    """Random fp32 params for ``config`` without compiling ``init`` (eval_shape + numpy): weights N(0, std),
+    biases too, norm scales 1 + N(0, std), ``lora_b`` zeros, ``lora_a`` U(+-1/sqrt(fan_in))."""
+    shapes = nn.meta.unbox(jax.eval_shape(Qwen2ForCausalLM(config).init, jax.random.key(0),
+                                          jnp.zeros((1, 4), jnp.int32))["params"])
+    rng = np.random.default_rng(seed)
+
+    def fill(path, s):
+        name = path[-1].key
+        if name == "lora_b":
+            return np.zeros(s.shape, np.float32)
+        if name == "lora_a":
+            bound = 1 / np.sqrt(np.prod(s.shape[1 if config.scan_layers and "layers" in str(path[0]) else 0:-1]))
+            return rng.uniform(-bound, bound, s.shape).astype(np.float32)
+        x = rng.standard_normal(s.shape).astype(np.float32) * std
+        return 1.0 + x if name == "scale" else x
+
+    return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
 @pytest.fixture(scope="module")
 def params():
-    ids = jnp.zeros((1, 4), jnp.int32)
-    p = jax.jit(Qwen2ForCausalLM(CFG).init)(jax.random.key(0), ids)["params"]
-    # Non-trivial biases and norms so every code path shows in the logits.
-    leaves, tree = jax.tree.flatten(p)
-    keys = jax.random.split(jax.random.key(1), len(leaves))
-    leaves = [x + 0.1 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
-    return jax.tree.unflatten(tree, leaves)
+    return random_params(CFG)
+
+
+@jax.jit
+def _apply_cfg(params, kw):
+    return Qwen2ForCausalLM(CFG).apply({"params": params}, **kw)
 
 
 def apply(params, config=CFG, **kw):
+    if config is CFG:
+        return _apply_cfg(params, kw)
     return jax.jit(lambda p, kw: Qwen2ForCausalLM(config).apply({"params": p}, **kw))(params, kw)
+
+
+def test_init_gives_logically_partitioned_params_that_random_params_mirrors():
+    v = jax.jit(Qwen2ForCausalLM(CFG).init)(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))
+    assert jax.tree.structure(nn.meta.unbox(v["params"])) == jax.tree.structure(random_params(CFG))
+    assert v["params"]["embed_tokens"]["embedding"].names == ("vocab", "embed")
 
 
 def test_qwen2_5_1_5b_preset_has_exactly_the_published_parameter_count():
