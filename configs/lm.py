@@ -60,10 +60,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if preset == "tiny":
         c.model = common.dataclass_section(Qwen2Config.tiny())
         c.tokenizer = "tiny"
-        # ~1 minute on 2 CPU cores; lr peaks after 30 steps and decays to 10% by the end.
+        # About 1-2 minutes on 2 idle CPU cores; lr peaks after 30 steps and decays to 10% by the end.
         c.optim = common.optim_section(lr=3e-3, min_lr=3e-4, warmup_steps=30, total_steps=300, weight_decay=0.05,
                                        grad_clip_norm=1.0)
-        c.loop = common.loop_section(batch_size=16, seq_len=64, steps=300, log_every=25, ckpt_every=100,
+        c.loop = common.loop_section(batch_size=8, seq_len=64, steps=300, log_every=25, ckpt_every=100,
                                      workdir="runs/lm_tiny")
     else:
         # The real Qwen2.5-1.5B shapes (an accelerator job: bf16 compute, fp32 master params, remat).

@@ -116,10 +116,8 @@ def test_sharded_features_match_single_device(tiny_params):
     single = jax.jit(fn)(tiny_params, x)
 
     mesh = make_mesh((1, 8, 1))
-    # Abstract init outside the mesh: flax's DenseGeneral unboxes its flat [in, N*H] init value under the
-    # 3-name logical constraint when a mesh is active (fails); frozen encoder params come from the converter.
-    abstract = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
     with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
+        abstract = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
         p_sh = logical_to_shardings(abstract, mesh)["params"]
         params = jax.device_put(tiny_params, p_sh)
         assert params["layers"]["fc1"]["kernel"].sharding.spec[1] == "fsdp"

@@ -62,7 +62,7 @@ def test_swin_matches_transformers_swin():
     x = np.random.default_rng(0).normal(size=(2, cfg.image_size, cfg.image_size, 3)).astype(np.float32)
     want = hf_stage_outputs(hf, torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
     with jax.default_matmul_precision("highest"):
-        got = Swin(cfg).apply({"params": params}, jnp.asarray(x))
+        got = jax.jit(Swin(cfg).apply)({"params": params}, jnp.asarray(x))
     assert [g.shape for g in got] == [w.shape for w in want] == [(2, 16, 16, 16), (2, 8, 8, 32), (2, 4, 4, 64)]
     for i, (g, w) in enumerate(zip(got, want)):
         diff = float(np.max(np.abs(np.asarray(g) - w)))
@@ -85,14 +85,13 @@ def test_swin_b_stage_shapes_and_param_count():
 def test_reference_drop_path_switch():
     cfg = SwinConfig.tiny(drop_path_rate=0.5)
     x = jnp.asarray(np.random.default_rng(1).normal(size=(4, 32, 32, 3)), jnp.float32)
-    params = Swin(cfg).init(jax.random.key(0), x)
-    det = Swin(cfg).apply(params, x)[-1]
-    assert np.allclose(Swin(cfg).apply(params, x)[-1], det)  # deterministic by default (the fix)
+    params = jax.jit(Swin(cfg).init)(jax.random.key(0), x)
+    det = jax.jit(lambda p, x: Swin(cfg).apply(p, x)[-1])(params, x)  # deterministic by default (the fix)
     ref = Swin(SwinConfig.tiny(drop_path_rate=0.5, reference_drop_path=True))
     with pytest.raises(Exception, match="dropout"):
-        ref.apply(params, x)  # the reference behaviour needs a 'dropout' rng
-    a = ref.apply(params, x, rngs={"dropout": jax.random.key(1)})[-1]
-    b = ref.apply(params, x, rngs={"dropout": jax.random.key(2)})[-1]
+        jax.eval_shape(ref.apply, params, x)  # the reference behaviour needs a 'dropout' rng
+    run = jax.jit(lambda p, x, r: ref.apply(p, x, rngs={"dropout": r})[-1])
+    a, b = run(params, x, jax.random.key(1)), run(params, x, jax.random.key(2))
     assert not np.allclose(a, det) and not np.allclose(a, b)
 
 

@@ -1,0 +1,67 @@
+"""The same 3 train steps on 1 CPU device and on 8 fake devices with several meshes give the same losses."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from emox_jax import sharding as shd
+from emox_jax.assets.corpus import read_corpus
+from emox_jax.models.qwen2 import Qwen2Config, Qwen2ForCausalLM
+from emox_jax.tokenizer import tiny_tokenizer
+from emox_jax.train import lm_data, lm_step, optim
+
+SEQ, BATCH = 32, 8
+# Small enough to compile fast; head/MLP/vocab/embed dims divide every mesh axis used below.
+CFG = Qwen2Config.tiny(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=16,
+                       intermediate_size=128)
+OPT = optim.OptimConfig(lr=1e-2, min_lr=1e-3, warmup_steps=1, warmup_init_lr=1e-3, total_steps=10,
+                        grad_clip_norm=1.0)
+
+
+def _batch():
+    # Real packed text: several lines per row, so segment masking and per-line RoPE positions are exercised.
+    arrays = lm_data.pack_lines(read_corpus()[:200], tiny_tokenizer(), SEQ)
+    return {k: v[:BATCH] for k, v in arrays.items()}
+
+
+def _three_steps(mesh_shape, devices, batch):
+    mesh = shd.make_mesh(mesh_shape, devices)
+    model = Qwen2ForCausalLM(CFG)
+    tx, schedule = optim.make_optimizer(OPT)
+    state, sh = lm_step.init_train_state(lambda r: model.init(r, jnp.zeros((1, SEQ), jnp.int32))["params"],
+                                         tx, mesh, jax.random.key(0))
+    step = lm_step.make_train_step(lm_step.lm_loss_fn(model), tx, sh, mesh, schedule=schedule)
+    losses, norms = [], []
+    for _ in range(3):
+        state, m = step(state, lm_step.shard_batch(batch, mesh))
+        losses.append(float(m["loss"]))
+        norms.append(float(m["grad_norm"]))
+    return np.array(losses), np.array(norms), state
+
+
+@pytest.mark.slow
+def test_same_losses_across_meshes():
+    assert jax.device_count() == 8, "conftest must provide 8 fake CPU devices"
+    batch = _batch()
+    ref_losses, ref_norms, _ = _three_steps((1, 1, 1), jax.devices()[:1], batch)
+    assert ref_losses[2] < ref_losses[0]  # the steps really train
+    for shape in [(1, 8, 1), (2, 2, 2), (8, 1, 1)]:
+        losses, norms, state = _three_steps(shape, jax.devices(), batch)
+        # fp32 throughout; sharded runs only reorder reductions (matmul contractions split over fsdp/tensor,
+        # the loss mean over the batch shards), which moves results by a few ulps (~1e-7 relative) per op.
+        # Three AdamW steps carry that forward, so we allow 1e-5 relative: far below the per-step loss change
+        # (~1e-1) and far above reduction-order noise.
+        np.testing.assert_allclose(losses, ref_losses, rtol=1e-5, err_msg=f"mesh {shape}")
+        np.testing.assert_allclose(norms, ref_norms, rtol=1e-4, err_msg=f"mesh {shape}")
+        # Params and their Adam moments really are sharded as the rules say.
+        q = state.params["layers"]["self_attn"]["q_proj"]["kernel"]
+        assert q.sharding.spec == shd.logical_spec(("layers", "embed", "heads", "head_dim"))
+        mu = state.opt_state.inner_states["trainable"].inner_state[1][0].mu
+        assert mu["layers"]["self_attn"]["q_proj"]["kernel"].sharding.spec == q.sharding.spec
+
+
+def test_batch_must_divide_over_data_and_fsdp():
+    mesh = shd.make_mesh((2, 2, 2))
+    with pytest.raises(ValueError):
+        lm_step.shard_batch({"input_ids": np.zeros((6, SEQ), np.int32)}, mesh)
