@@ -57,7 +57,7 @@ def init_params(model, x, dtype):
 def bench_clip(args, device, dtype):
     cfg = ClipVisionConfig.vit_l14() if args.full else ClipVisionConfig.tiny()
     cfg = dataclasses.replace(cfg, dtype=dtype, param_dtype=dtype)
-    layers = (*cfg.multiscale_layers, cfg.frame_layer)
+    layers = tuple(sorted({*cfg.multiscale_layers, cfg.frame_layer}))
     model = ClipVision(cfg)
     x = jnp.asarray(np.random.default_rng(0).standard_normal((args.batch, cfg.image_size, cfg.image_size, 3)),
                     jnp.float32)

@@ -20,6 +20,7 @@ from emox_jax.models.nano_emox import NanoEmoXConfig
 from emox_jax.models.projectors import ProjectorConfig
 from emox_jax.models.qformer import QFormerConfig
 from emox_jax.models.qwen2 import Qwen2Config
+from emox_jax.models.swin import SwinConfig
 
 PRESETS = ("nano_emox", "tiny")
 
@@ -43,7 +44,16 @@ def tiny() -> NanoEmoXConfig:
     d = 256
     cfg = NanoEmoXConfig(
         llm=Qwen2Config.tiny(lora_rank=4, lora_alpha=8.0, lora_dropout=0.0),
-        clip=ClipVisionConfig.tiny(), hubert=HubertConfig.tiny(), face=FaceEncoderConfig.tiny(),
+        # Shapes pinned here (not inherited from the encoders' own tiny presets, which tests may retune).
+        clip=ClipVisionConfig.tiny(image_size=32, patch_size=8, hidden_size=64, num_layers=4, num_heads=4,
+                                   mlp_dim=128, frame_layer=3, multiscale_layers=(1, 2, 3)),
+        hubert=HubertConfig.tiny(conv_dim=(32, 32, 32), conv_kernel=(10, 3, 3), conv_stride=(5, 2, 2),
+                                 hidden_size=64, num_layers=4, num_heads=4, mlp_dim=128, pos_conv_kernel=16,
+                                 pos_conv_groups=4, min_samples=1600, main_layers=(1, 2, 3, 4),
+                                 multiscale_layers=(1, 2, 3)),
+        face=FaceEncoderConfig(swin=SwinConfig.tiny(image_size=32, patch_size=4, embed_dim=16, depths=(2, 2),
+                                                    num_heads=(2, 4), window_size=4, drop_path_rate=0.1),
+                               head_dim=16),
         face_pooling=FacePoolingConfig.tiny(dim=16, proj=ProjectorConfig(in_dim=16, hidden_dim=32, out_dim=d)),
         video_qformer=QFormerConfig.tiny(num_queries=8, hidden_size=32, encoder_width=64, num_positions=8),
         audio_qformer=QFormerConfig.tiny(num_queries=8, hidden_size=32, encoder_width=64, num_positions=8),

@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 import ml_collections
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/lm.py:tiny", "LM job config (configs/lm.py:<preset>)",
@@ -147,6 +147,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, *, progre
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)  # Orbax logs every save/delete step at INFO
     run(_CONFIG.value, _WORKDIR.value)
 
 

@@ -236,12 +236,12 @@ class Predictor:
         m = self.media
         frames = audio = None
         name = clip.id if isinstance(clip.video, (bytes, bytearray)) else None
-        if {"frame", "face", "multi"} & set(self.modalities):
+        if self.needs_frames:
             try:
                 frames = media.decode_frames(clip.video, num_frames=m.num_frames, size=m.image_size, name=name)
             except media.MediaDecodeError as e:
                 raise PredictError(f"clip {clip.id!r}: unreadable video {e}") from None
-        if {"audio", "multi"} & set(self.modalities):
+        if self.needs_audio:
             src = clip.audio if clip.audio is not None else clip.video
             which = "audio file" if clip.audio is not None else "audio track of the video"
             try:
@@ -285,31 +285,60 @@ class Predictor:
                       frames: Sequence[np.ndarray | None], audio: Sequence[np.ndarray | None]) -> list[str]:
         """Answers for up to ``batch_size`` prepared rows of one task (this process's rows)."""
         n = len(ids)
-        if not 0 < n <= self.batch_size:
-            raise ValueError(f"generate_rows: {n} rows, expected 1..{self.batch_size}")
-        b = self.batch_size
-        fill = list(range(n)) + [0] * (b - n)  # pad with copies of row 0 (dropped below)
-        length = _round_up(max(len(x) for x in ids), self.length_multiple)
-        arr = np.full((b, length), self.tokenizer.pad_id, np.int32)
-        for r, i in enumerate(fill):
-            arr[r, :len(ids[i])] = ids[i]
-        lengths = np.asarray([len(ids[i]) for i in fill], np.int32)
+        arr = np.full((n, max(len(x) for x in ids)), self.tokenizer.pad_id, np.int32)
+        for r, row in enumerate(ids):
+            arr[r, :len(row)] = row
+        lengths = np.asarray([len(x) for x in ids], np.int32)
+        st = {mod: np.asarray([s.get(mod, -1) for s in starts], np.int32) for mod in self.modalities}
         m = self.media
-        fr = np.zeros((b, m.num_frames, m.image_size, m.image_size, 3), np.uint8)
-        au = np.zeros((b, m.num_audio_clips, int(round(m.clip_seconds * m.sample_rate))), np.float32)
-        for r, i in enumerate(fill):
-            if frames[i] is not None:
-                fr[r] = frames[i]
-            if audio[i] is not None:
-                au[r] = audio[i]
-        st = {mod: np.asarray([starts[i].get(mod, -1) for i in fill], np.int32) for mod in self.modalities}
+        fr = au = None
+        if self.needs_frames:
+            fr = np.zeros((n, m.num_frames, m.image_size, m.image_size, 3), np.uint8)
+            for r, f in enumerate(frames):
+                fr[r] = f
+        if self.needs_audio:
+            au = np.zeros((n, m.num_audio_clips, int(round(m.clip_seconds * m.sample_rate))), np.float32)
+            for r, a in enumerate(audio):
+                au[r] = a
+        return self.generate_batch(task, arr, lengths, st, fr, au)
+
+    @property
+    def needs_frames(self) -> bool:
+        return bool({"frame", "face", "multi"} & set(self.modalities))
+
+    @property
+    def needs_audio(self) -> bool:
+        return bool({"audio", "multi"} & set(self.modalities))
+
+    def generate_batch(self, task: str, input_ids: np.ndarray, lengths: np.ndarray, starts: Mapping[str, np.ndarray],
+                       frames: np.ndarray | None = None, audio: np.ndarray | None = None) -> list[str]:
+        """Answers for ``n <= batch_size`` rows: ``input_ids [n, L]`` right-padded prompts (anything after
+        ``lengths[i]``, e.g. a pipeline batch's target, is ignored), ``starts {modality: [n]}`` placeholder
+        starts (-1 = none), ``frames [n, T, S, S, 3]`` / ``audio [n, C, N]`` when the mode reads them."""
+        n = int(input_ids.shape[0])
+        if not 0 < n <= self.batch_size:
+            raise ValueError(f"generate_batch: {n} rows, expected 1..{self.batch_size}")
+        lengths = np.asarray(lengths, np.int32)
+        length = min(_round_up(int(lengths.max()), self.length_multiple), int(input_ids.shape[1]))
+        fill = np.asarray(list(range(n)) + [0] * (self.batch_size - n))  # pad with copies of row 0 (dropped)
+        ids = np.full((self.batch_size, _round_up(length, self.length_multiple)), self.tokenizer.pad_id, np.int32)
+        ids[:, :length] = np.asarray(input_ids, np.int32)[fill, :length]
+        ids[ids < 0] = self.tokenizer.pad_id
+        missing = [mod for mod in self.modalities if mod not in starts]
+        if missing:
+            raise ValueError(f"generate_batch: no placeholder starts for {missing}")
+        st = {mod: np.asarray(starts[mod], np.int32)[fill] for mod in self.modalities}
+        for name, x, need in (("frames", frames, self.needs_frames), ("audio", audio, self.needs_audio)):
+            if need and x is None:
+                raise ValueError(f"generate_batch: mode {self.mode!r} needs {name}")
+        fr = self._place(np.asarray(frames)[fill]) if self.needs_frames else None
+        au = self._place(np.asarray(audio, np.float32)[fill]) if self.needs_audio else None
         gen = GenerateConfig(max_new_tokens=self.max_new_tokens[task], sampling=self.sampling,
                              stop_token_ids=(self.tokenizer.eos_id,), stop_sequences=self._stop_seqs,
                              pad_id=self.tokenizer.pad_id)
-        args = [self._place(arr), self._place(fr), self._place(au), {k: self._place(v) for k, v in st.items()},
-                self._place(lengths)]
-        tokens, out_len = _generate(self._params_on_device(), *args, self.rng, config=self.config,
-                                    modalities=self.modalities, gen_config=gen)
+        tokens, out_len = _generate(self._params_on_device(), self._place(ids), fr, au,
+                                    {k: self._place(v) for k, v in st.items()}, self._place(lengths[fill]),
+                                    self.rng, config=self.config, modalities=self.modalities, gen_config=gen)
         tokens, out_len = self._local(tokens), self._local(out_len)
         answers = []
         for r in range(n):
@@ -426,9 +455,12 @@ def model_config_from_meta(meta: Mapping[str, Any], where: str) -> NanoEmoXConfi
 
 
 def load_checkpoint(path: str | os.PathLike, step: int | None = None) -> tuple[NanoEmoXConfig, dict, dict, str]:
-    """(model config, params {module: tree}, metadata, the checkpoint dir used) from an Orbax checkpoint
-    written by the P2E job (``emox_jax.train.checkpoint.Checkpointer``): the param items of ``PARAM_ITEMS``
-    that the step holds are restored as saved and merged by top-level module name."""
+    """(model config, params {module: tree}, metadata, the checkpoint dir used).
+
+    A P2E phase checkpoint (metadata with ``trainable_paths``; ``<phase workdir>/checkpoints``) is loaded with
+    ``emox_jax.train.p2e_job.load_for_inference`` (base model + init_from chain + this phase's trainable params).
+    Any other ``Checkpointer`` dir: the param items of ``PARAM_ITEMS`` the step holds are restored as saved and
+    merged by top-level module name (metadata ``model`` = a NanoEmoXConfig dict, or ``preset``)."""
     import pathlib
 
     import orbax.checkpoint as ocp
@@ -441,7 +473,15 @@ def load_checkpoint(path: str | os.PathLike, step: int | None = None) -> tuple[N
             meta = ck.metadata(step)
         except FileNotFoundError as e:
             raise PredictError(f"checkpoint {d}: {e}") from None
-        s = int(meta["step"])
+    s = int(meta["step"])
+    if "trainable_paths" in meta and "config" in meta:
+        # A P2E phase checkpoint (emox_jax.train.p2e_job): only the phase's trainable params are saved; the
+        # rest come from the job's base model and init_from chain, which load_for_inference rebuilds.
+        from emox_jax.train.p2e_job import load_for_inference
+
+        config, params, meta = load_for_inference(str(pathlib.Path(d).parent), s)
+        return config, dict(params), dict(meta), d
+    with Checkpointer(d, async_save=False) as ck:
         items = [p.name for p in (pathlib.Path(d) / str(s)).iterdir() if p.is_dir() and p.name in PARAM_ITEMS]
         if not items:
             raise PredictError(f"checkpoint {d}/{s}: holds no param item (looked for {PARAM_ITEMS})")
@@ -462,17 +502,28 @@ def load_predictor(path: str | os.PathLike, step: int | None = None, *, tokenize
     from emox_jax.tokenizer import load_tokenizer
 
     config, params, meta, d = load_checkpoint(path, step)
+    job_cfg = meta.get("config") if isinstance(meta.get("config"), Mapping) else {}
     if tokenizer is None:
-        tokenizer = load_tokenizer(str(meta.get("tokenizer") or "tiny"))
+        tokenizer = load_tokenizer(str(meta.get("tokenizer") or job_cfg.get("tokenizer") or "tiny"))
     if tokenizer.vocab_size > config.llm.vocab_size:
         raise PredictError(f"checkpoint {d}: tokenizer has {tokenizer.vocab_size} tokens but the decoder's "
                            f"vocab_size is {config.llm.vocab_size}")
-    data = meta.get("data")
+    data = meta.get("data") or job_cfg.get("data")
     media = predictor_kw.pop("media", None)
     if media is None:
         media = (MediaConfig.from_data_config(data) if isinstance(data, Mapping)
                  else MediaConfig.for_model(config))
     source = f"checkpoint {d} step {meta['step']}"
+    trained = meta.get("modalities")
+    mode = predictor_kw.get("mode", DEFAULT_MODE)
+    if trained is not None:
+        untrained = [m for m in mode_modalities(mode) if m not in trained]
+        if untrained:
+            modules = sorted({x for m in untrained for x in MODALITY_MODULES[m]} - {
+                x for m in trained for x in MODALITY_MODULES[m]})
+            raise PredictError(f"{source} ({meta.get('phase', '?')}) trained only the {list(trained)} branch(es); "
+                               f"modality mode {mode!r} also needs {untrained}, whose module(s) {modules} this "
+                               f"checkpoint has never trained; pick a mode it covers or a later-phase checkpoint")
     return Predictor(config, params, tokenizer, media, source=source, **predictor_kw)
 
 

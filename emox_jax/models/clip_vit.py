@@ -17,6 +17,7 @@ Input layout is NHWC, already CLIP-normalised: ``[B, H, W, 3]`` frames, or ``[B,
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 
 import jax
@@ -235,8 +236,9 @@ class ClipVision(nn.Module):
         return out
 
 
-def clip_preprocess(frames, image_size: int = 224, mean: Sequence[float] = CLIP_MEAN,
-                    std: Sequence[float] = CLIP_STD) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("image_size", "mean", "std"))
+def clip_preprocess(frames, image_size: int = 224, mean: tuple[float, ...] = CLIP_MEAN,
+                    std: tuple[float, ...] = CLIP_STD) -> jax.Array:
     """Raw RGB frames ``[..., H, W, 3]`` (uint8, or float in 0..255) -> CLIP pixels ``[..., S, S, 3]`` float32.
 
     Mirrors the HF CLIP image processor the reference applies (§2.2): resize so the shortest side is ``S``
@@ -246,7 +248,6 @@ def clip_preprocess(frames, image_size: int = 224, mean: Sequence[float] = CLIP_
     (Keys a=-0.5, antialiased when shrinking) stands in for PIL's: close but not bit-identical, since PIL also
     rounds the resized image back to uint8.
     """
-    frames = jnp.asarray(frames)
     if frames.ndim < 3 or frames.shape[-1] != 3:
         raise ValueError(f"clip_preprocess: frames must be [..., H, W, 3] RGB, got shape {tuple(frames.shape)}")
     # The reference casts float frames to uint8 before PIL; clip to the same range (no rounding needed for

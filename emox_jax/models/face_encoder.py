@@ -70,6 +70,16 @@ def resize_bilinear(x: jax.Array, size: tuple[int, int]) -> jax.Array:
     return jax.image.resize(x, (x.shape[0], *size, x.shape[-1]), method="bilinear", antialias=False)
 
 
+def preprocess_pixels(x: jax.Array, pixel_mode: str) -> jax.Array:
+    """0..255 pixels -> Swin input: ``imagenet`` = x/255 then ImageNet mean/std; ``reference_raw`` = unchanged."""
+    x = x.astype(jnp.float32)
+    if pixel_mode == "imagenet":
+        return (x / 255.0 - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
+    if pixel_mode == "reference_raw":  # REFERENCE DEFECT reproduced: raw 0..255 frames straight into Swin
+        return x
+    raise ValueError(f"pixel_mode {pixel_mode!r} is not one of {PIXEL_MODES}")
+
+
 class FaceXFormerHead(nn.Module):
     """Stage maps ``[N, R_i, R_i, C_i]`` (i = 0..3) -> ``[N, head_dim]``. Params ``linear_c{i}``, ``linear_fuse``."""
 
@@ -108,10 +118,7 @@ class FaceEncoder(nn.Module):
                              f"(NHWC, 0..255), got shape {tuple(frames.shape)}")
         b, t = frames.shape[:2]
         dt = jnp.dtype(s.dtype)
-        x = frames.reshape(b * t, *frames.shape[2:]).astype(jnp.float32)
-        if c.pixel_mode == "imagenet":
-            x = (x / 255.0 - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
-        x = x.astype(dt)
+        x = preprocess_pixels(frames.reshape(b * t, *frames.shape[2:]), c.pixel_mode).astype(dt)
         maps = Swin(s, name="swin")(x, deterministic=deterministic)
         feats = FaceXFormerHead(c.head_dim, dtype=dt, param_dtype=jnp.dtype(s.param_dtype), name="head")(maps)
         return feats.reshape(b, t, c.head_dim)

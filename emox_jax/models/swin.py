@@ -63,7 +63,8 @@ class SwinConfig:
 
     @classmethod
     def tiny(cls, **kw) -> "SwinConfig":
-        base = dict(image_size=32, patch_size=2, embed_dim=16, depths=(2, 2, 2), num_heads=(2, 2, 4),
+        # 2 stages: 8x8 (shifted windows active) then 4x4 (one window, no shift), as Swin-B's last stage.
+        base = dict(image_size=16, patch_size=2, embed_dim=16, depths=(2, 2), num_heads=(2, 4),
                     window_size=4, drop_path_rate=0.1)
         base.update(kw)
         return cls(**base)
@@ -248,7 +249,7 @@ class Swin(nn.Module):
         x = nn.Conv(c.embed_dim, (c.patch_size, c.patch_size), strides=(c.patch_size, c.patch_size),
                     padding="VALID", dtype=dt, param_dtype=pdt,
                     kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(),
-                                                             ("conv", "conv", "conv_in", "conv_out")),
+                                                             (None, None, "conv_in", "conv_out")),
                     bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ("conv_out",)),
                     name="patch_embed")(pixels.astype(dt))
         x = layer_norm(c.layer_norm_eps, dtype=dt, param_dtype=pdt, name="patch_norm")(x)

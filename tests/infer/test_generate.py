@@ -54,20 +54,17 @@ def test_stop_token_and_stop_sequence_end_rows_and_pad_the_rest(setup):
     params, _, ids, lengths, out = setup
     tokens = np.asarray(out.tokens)
     stop = int(tokens[1, 3])
-    first = [int(np.argmax(r == stop)) if (r == stop).any() else None for r in tokens]
-    gen = GenerateConfig(max_new_tokens=N_NEW, stop_token_ids=(stop,), pad_id=0)
+    seq = (int(tokens[2, 4]), int(tokens[2, 5]))  # a two-token stop sequence taken from row 2's output
+    gen = GenerateConfig(max_new_tokens=N_NEW, stop_token_ids=(stop,), stop_sequences=(seq,), pad_id=0)
     res = generate(params, ids, lengths, jax.random.key(0), model_config=CFG, gen_config=gen)
     for row in range(3):
-        n = N_NEW if first[row] is None else first[row] + 1  # the stop token itself is kept
-        assert int(res.lengths[row]) == n
+        r = tokens[row].tolist()
+        ends = [i + 1 for i in range(N_NEW) if r[i] == stop or (i > 0 and (r[i - 1], r[i]) == seq)]
+        n = min(ends, default=N_NEW)  # the stop token / the sequence's last token is kept
+        assert int(res.lengths[row]) == n, f"row {row}"
         np.testing.assert_array_equal(res.tokens[row, :n], tokens[row, :n])
         assert np.all(np.asarray(res.tokens[row, n:]) == 0)
-    # A two-token stop sequence taken from row 2's output ends row 2 right after it.
-    seq = (int(tokens[2, 4]), int(tokens[2, 5]))
-    res = generate(params, ids, lengths, jax.random.key(0), model_config=CFG,
-                   gen_config=GenerateConfig(max_new_tokens=N_NEW, stop_sequences=(seq,), pad_id=0))
-    hits = [i for i in range(1, N_NEW) if (tokens[2, i - 1], tokens[2, i]) == seq]
-    assert int(res.lengths[2]) == hits[0] + 1
+    assert int(res.lengths[1]) <= 4 and int(res.lengths[2]) <= 6
 
 
 def test_sampling_is_deterministic_given_the_rng(setup):

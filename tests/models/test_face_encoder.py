@@ -14,7 +14,7 @@ from flax import linen as nn
 from emox_jax.convert.reference_ckpt import face_pooling_params
 from emox_jax.convert.swin import face_encoder_params_from_state_dict
 from emox_jax.models.face_encoder import (FaceEncoder, FaceEncoderConfig, FacePooling, FacePoolingConfig,
-                                          resize_bilinear)
+                                          preprocess_pixels, resize_bilinear)
 from emox_jax.sharding import LOGICAL_AXIS_RULES, logical_to_shardings, make_mesh
 from tests.models.test_swin import hf_stage_outputs, hf_tiny_swin
 
@@ -51,8 +51,8 @@ def test_face_encoder_matches_torch_swin_plus_head():
         sd[f"linear_c.{i}.proj.weight"], sd[f"linear_c.{i}.proj.bias"] = w.numpy(), b.numpy()
     sd["linear_fuse.weight"] = fuse_w.numpy()
     params = face_encoder_params_from_state_dict(sd, cfg)
-    frames = np.random.default_rng(5).uniform(0, 1, size=(2, 3, 32, 32, 3)).astype(np.float32)
-    maps = hf_stage_outputs(hf, torch.from_numpy(frames.reshape(6, 32, 32, 3).transpose(0, 3, 1, 2).copy()))
+    frames = np.random.default_rng(5).uniform(0, 1, size=(2, 3, 16, 16, 3)).astype(np.float32)
+    maps = hf_stage_outputs(hf, torch.from_numpy(frames.reshape(6, 16, 16, 3).transpose(0, 3, 1, 2).copy()))
     want = torch_facexformer_head(maps, linears, fuse_w).reshape(2, 3, h)
     with jax.default_matmul_precision("highest"):
         got = jax.jit(FaceEncoder(cfg).apply)({"params": params}, jnp.asarray(frames))
@@ -60,20 +60,19 @@ def test_face_encoder_matches_torch_swin_plus_head():
     assert float(np.max(np.abs(np.asarray(got) - want))) <= 1e-4
 
 
-def test_imagenet_pixel_mode_normalises_0_255_frames():
-    cfg = FaceEncoderConfig.tiny()
-    frames = jnp.asarray(np.random.default_rng(6).integers(0, 256, size=(1, 2, 32, 32, 3)), jnp.float32)
-    params = jax.jit(FaceEncoder(cfg).init)(jax.random.key(0), frames)
-    fixed = jax.jit(FaceEncoder(cfg).apply)(params, frames)
+def test_pixel_modes():
+    frames = np.random.default_rng(6).integers(0, 256, size=(2, 16, 16, 3)).astype(np.float32)
     mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
-    raw = FaceEncoder(FaceEncoderConfig.tiny(pixel_mode="reference_raw"))
-    by_hand = jax.jit(raw.apply)(params, jnp.asarray((np.asarray(frames) / 255.0 - mean) / std, jnp.float32))
-    np.testing.assert_allclose(np.asarray(fixed), np.asarray(by_hand), atol=1e-5)
+    np.testing.assert_allclose(preprocess_pixels(jnp.asarray(frames), "imagenet"), (frames / 255.0 - mean) / std,
+                               atol=1e-5)
+    np.testing.assert_array_equal(preprocess_pixels(jnp.asarray(frames), "reference_raw"), frames)
+    with pytest.raises(ValueError, match="pixel_mode"):
+        FaceEncoderConfig.tiny(pixel_mode="raw").validate()
 
 
-@pytest.mark.parametrize("shape", [(1, 2, 32, 32, 1), (1, 2, 24, 24, 3), (2, 32, 32, 3), (1, 2, 3, 32, 32)])
+@pytest.mark.parametrize("shape", [(1, 2, 16, 16, 1), (1, 2, 12, 12, 3), (2, 16, 16, 3), (1, 2, 3, 16, 16)])
 def test_bad_frames_name_the_expected_layout(shape):
-    with pytest.raises(ValueError, match=r"expected frames \[B, T, 32, 32, 3\]"):
+    with pytest.raises(ValueError, match=r"expected frames \[B, T, 16, 16, 3\]"):
         FaceEncoder(FaceEncoderConfig.tiny()).init(jax.random.key(0), jnp.zeros(shape))
 
 
@@ -114,7 +113,7 @@ def test_face_pooling_real_preset_count_and_permutation_invariance():
 def test_face_encoder_eight_devices_match_one():
     cfg = FaceEncoderConfig.tiny()
     m = FaceEncoder(cfg)
-    frames = jnp.asarray(np.random.default_rng(7).uniform(0, 255, size=(8, 1, 32, 32, 3)), jnp.float32)
+    frames = jnp.asarray(np.random.default_rng(7).uniform(0, 255, size=(8, 1, 16, 16, 3)), jnp.float32)
     params = jax.jit(m.init)(jax.random.key(0), frames)
     single = jax.jit(m.apply)(params, frames)
     mesh = make_mesh((1, 8, 1))
