@@ -39,11 +39,13 @@ def nano_emox() -> NanoEmoXConfig:
 
 
 def tiny() -> NanoEmoXConfig:
-    """A few-M-param model on 32x32 frames and short audio clips: the 3.4M tiny Qwen2 (vocab 1024, LoRA r4),
+    """A ~1.5M-param model on 32x32 frames and short audio clips: a 128-wide 4-layer Qwen2 (vocab 1024, LoRA r4),
     4-block 64-wide CLIP and HuBERT, a 3-stage 16-wide Swin, 8 frame / 8 audio / 4 face / 1 fusion tokens."""
-    d = 256
+    d = 128
     cfg = NanoEmoXConfig(
-        llm=Qwen2Config.tiny(lora_rank=4, lora_alpha=8.0, lora_dropout=0.0),
+        # A narrower LM than Qwen2Config.tiny (256 wide): ~4x cheaper per token, still learns the answer templates.
+        llm=Qwen2Config.tiny(hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, head_dim=32,
+                             intermediate_size=384, lora_rank=4, lora_alpha=8.0, lora_dropout=0.0),
         # Shapes pinned here (not inherited from the encoders' own tiny presets, which tests may retune).
         clip=ClipVisionConfig.tiny(image_size=32, patch_size=8, hidden_size=64, num_layers=4, num_heads=4,
                                    mlp_dim=128, frame_layer=3, multiscale_layers=(1, 2, 3)),

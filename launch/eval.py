@@ -37,7 +37,8 @@ def main(argv) -> None:
     summary = run_sweep(flat, mesh=mesh)
     if jax.process_index() == 0:
         print(json.dumps({"computed": len(summary["computed"]), "skipped": len(summary["skipped"]),
-                          "selection": summary.get("selection"), "workdir": flat["workdir"]}, default=str))
+                          "errors": summary["errors"], "selection": summary.get("selection"),
+                          "workdir": flat["workdir"]}, default=str))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Accepted layouts (all seen in the wild):
 Weights are transposed from torch's ``[out, in]`` / ``OIHW`` into our ``[in, out]`` / ``HWIO`` and the 24 blocks
 are stacked on a leading ``layers`` axis (the scanned layout). Every tensor of the vision tower must be used.
 
-    python -m launch.convert --kind clip --hf-dir DIR --out OUT_DIR
+    python -m launch.convert --kind clip --direction to-jax --src HF_DIR --dst OUT_DIR [--dtype bfloat16]
 """
 
 from __future__ import annotations
@@ -141,35 +141,70 @@ def load_clip_vision(path, **overrides) -> tuple[ClipVisionConfig, dict]:
     return cfg, convert_state_dict(load_state_dict(path), cfg, where=str(path))
 
 
-def save_converted(out_dir, params: dict, cfg, kind: str) -> Path:
-    """Write converted params (orbax, ``OUT/params``) and the config (``OUT/config.json``)."""
+def save_converted(out_dir, params: dict, cfg) -> Path:
+    """Our format (as ``convert/qwen2.py``): ``OUT/config.json`` (config fields) + ``OUT/params`` (Orbax)."""
     import orbax.checkpoint as ocp
 
-    out = Path(out_dir).resolve()
+    out = Path(out_dir).absolute()
     out.mkdir(parents=True, exist_ok=True)
-    ckptr = ocp.StandardCheckpointer()
-    ckptr.save(out / "params", params, force=True)
-    ckptr.wait_until_finished()
-    (out / "config.json").write_text(json.dumps({"kind": kind, "config": dataclasses.asdict(cfg)}, indent=1))
+    with ocp.StandardCheckpointer() as ckptr:
+        ckptr.save(out / "params", params, force=True)
+        ckptr.wait_until_finished()
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
     return out
 
 
-def _cli_paths(args) -> tuple[str, str]:
-    src = getattr(args, "hf_dir", None) or getattr(args, "checkpoint", None) or getattr(args, "input", None)
-    out = getattr(args, "out", None) or getattr(args, "output", None) or getattr(args, "out_dir", None)
-    if not src or not out:
-        raise SystemExit("convert --kind clip/hubert needs --hf-dir DIR (an HF save_pretrained directory) "
-                         "and --out OUT_DIR")
-    return src, out
+def load_converted(path, config_cls=ClipVisionConfig):
+    """Inverse of ``save_converted`` -> ``(config, params)``; ``config_cls`` is ClipVisionConfig / HubertConfig."""
+    import orbax.checkpoint as ocp
+
+    from emox_jax.config_utils import from_config
+
+    path = Path(path).absolute()
+    if not (path / "config.json").exists() or not (path / "params").exists():
+        raise FileNotFoundError(f"{path}: expected config.json and params/ (written by launch.convert to-jax)")
+    cfg = from_config(config_cls, json.loads((path / "config.json").read_text()), where=f"{path}/config.json")
+    with ocp.StandardCheckpointer() as ckptr:
+        params = ckptr.restore(path / "params")
+    return cfg, params
+
+
+def run_convert_cli(args, kind: str, load_fn) -> dict:
+    """Shared ``convert_cli`` body for the frozen encoders (HF -> ours only: they are never trained)."""
+    direction = getattr(args, "direction", "to-jax")
+    if direction != "to-jax":
+        raise SystemExit(f"launch.convert --kind {kind}: only --direction to-jax is supported (the encoder is "
+                         f"frozen, so there is nothing to export), got {direction!r}")
+    src = getattr(args, "src", None) or getattr(args, "hf_dir", None)
+    dst = getattr(args, "dst", None) or getattr(args, "out", None)
+    if not src or not dst:
+        raise SystemExit(f"launch.convert --kind {kind} needs --src HF_DIR (save_pretrained dir) and --dst OUT_DIR")
+    dtype = getattr(args, "dtype", None)
+    cfg, params = load_fn(src, **({"param_dtype": dtype} if dtype else {}))
+    if dtype:
+        import ml_dtypes
+
+        np_dtype = np.dtype(ml_dtypes.bfloat16) if dtype == "bfloat16" else np.dtype(dtype)
+        params = _tree_map(lambda a: a.astype(np_dtype), params)
+    out = save_converted(dst, params, cfg)
+    n = sum(int(np.prod(a.shape)) for a in _leaves(params))
+    return {"kind": kind, "direction": "to-jax", "dst": str(out), "num_params": n}
 
 
 def convert_cli(args) -> dict:
-    """``python -m launch.convert --kind clip --hf-dir DIR --out OUT``: convert and save; returns a summary."""
-    src, out = _cli_paths(args)
-    cfg, params = load_clip_vision(src)
-    save_converted(out, params, cfg, "clip")
-    n = sum(int(np.prod(a.shape)) for a in _leaves(params))
-    return {"kind": "clip", "source": str(src), "out": str(out), "num_params": n}
+    """``python -m launch.convert --kind clip --direction to-jax --src HF_DIR --dst OUT [--dtype bfloat16]``."""
+    return run_convert_cli(args, "clip", load_clip_vision)
+
+
+def load_jax(path) -> tuple[ClipVisionConfig, dict]:
+    """Read a directory written by ``convert_cli`` -> ``(ClipVisionConfig, params)``."""
+    return load_converted(path, ClipVisionConfig)
+
+
+def _tree_map(fn, tree):
+    if isinstance(tree, dict):
+        return {k: _tree_map(fn, v) for k, v in tree.items()}
+    return fn(tree)
 
 
 def _leaves(tree):
@@ -180,4 +215,5 @@ def _leaves(tree):
         yield tree
 
 
-__all__ = ("config_from_hf", "convert_state_dict", "load_clip_vision", "save_converted", "convert_cli")
+__all__ = ("config_from_hf", "convert_state_dict", "load_clip_vision", "save_converted", "load_converted",
+           "convert_cli", "load_jax")

@@ -8,7 +8,7 @@ what transformers 5.x writes), or an already folded ``conv.weight``. We store th
 Keys may carry a ``hubert.`` prefix (``HubertForCTC`` / ``HubertForSequenceClassification`` dirs); task heads
 and ``masked_spec_embed`` (used only for training-time masking) are ignored.
 
-    python -m launch.convert --kind hubert --hf-dir DIR --out OUT_DIR
+    python -m launch.convert --kind hubert --direction to-jax --src HF_DIR --dst OUT_DIR [--dtype bfloat16]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emox_jax.convert.clip import _as_float32, _cli_paths, _leaves, save_converted
+from emox_jax.convert.clip import _as_float32, load_converted, run_convert_cli
 from emox_jax.convert.io import (CheckpointFormatError, TensorMismatchError, check_all_used, load_hf_config,
                                  load_state_dict, stack_layers, take)
 from emox_jax.models.hubert import HubertConfig
@@ -169,12 +169,13 @@ def load_hubert(path, **overrides) -> tuple[HubertConfig, dict]:
 
 
 def convert_cli(args) -> dict:
-    """``python -m launch.convert --kind hubert --hf-dir DIR --out OUT``: convert and save; returns a summary."""
-    src, out = _cli_paths(args)
-    cfg, params = load_hubert(src)
-    save_converted(out, params, cfg, "hubert")
-    n = sum(int(np.prod(a.shape)) for a in _leaves(params))
-    return {"kind": "hubert", "source": str(src), "out": str(out), "num_params": n}
+    """``python -m launch.convert --kind hubert --direction to-jax --src HF_DIR --dst OUT [--dtype bfloat16]``."""
+    return run_convert_cli(args, "hubert", load_hubert)
 
 
-__all__ = ("config_from_hf", "convert_state_dict", "fold_weight_norm", "load_hubert", "convert_cli")
+def load_jax(path) -> tuple[HubertConfig, dict]:
+    """Read a directory written by ``convert_cli`` -> ``(HubertConfig, params)``."""
+    return load_converted(path, HubertConfig)
+
+
+__all__ = ("config_from_hf", "convert_state_dict", "fold_weight_norm", "load_hubert", "convert_cli", "load_jax")

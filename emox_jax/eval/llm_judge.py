@@ -86,7 +86,8 @@ def parse_label_list(reply: str) -> list[str] | None:
         body = lists[-1]
     else:
         body = reply.strip().rstrip(".")
-        if not body or len(body) > 200 or any(c in body for c in ":;!?\n") or len(body.split()) > 3 * (body.count(",") + 1):
+        too_long = len(body) > 200 or len(body.split()) > 3 * (body.count(",") + 1)
+        if not body or too_long or any(c in body for c in ":;!?\n"):
             return None
     words = []
     for part in body.split(","):

@@ -67,8 +67,13 @@ class Cell:
     @property
     def key(self) -> str:
         h = hashlib.sha1(f"{self.checkpoint}|{self.step}|{self.dataset.name}|{self.split}".encode()).hexdigest()[:10]
-        label = pathlib.Path(self.checkpoint).parent.name or "ckpt"
-        return f"{label}_s{self.step}_{self.dataset.source}_{self.dataset.task}_{self.split}_{h}"
+        return f"{run_label(self.checkpoint)}_s{self.step}_{self.dataset.source}_{self.dataset.task}_{self.split}_{h}"
+
+
+def run_label(checkpoint_dir: str) -> str:
+    """A short name for a checkpoint dir: the phase folder of ``<phase>/checkpoints``, else the dir's name."""
+    p = pathlib.Path(checkpoint_dir)
+    return (p.parent.name if p.name == "checkpoints" else p.name) or "ckpt"
 
 
 def parse_datasets(spec: str | Sequence[str]) -> list[DatasetRef]:
@@ -196,8 +201,11 @@ def allgather_json(obj: Any) -> list[Any]:
 
 
 # ------------------------------------------------------------------------------------------------- cells
-def generate_cell(predictor, cell: Cell, records: Sequence[dict], cfg: Mapping[str, Any], tokenizer) -> dict[str, str]:
-    """{id: answer} for every record of ``cell``'s split (all processes' rows gathered)."""
+def generate_cell(predictor, cell: Cell, records: Sequence[dict], cfg: Mapping[str, Any],
+                  tokenizer) -> tuple[dict[str, str], int, list[str]]:
+    """({id: answer} for every record of ``cell``'s split, all processes' rows gathered; how many samples the
+    pipeline skipped (undecodable media, prompts that cannot fit) and the first messages naming them). Skipped
+    samples have no answer: clean scoring counts them as misses (``n_missing_pred``)."""
     import jax
 
     from data_pipelines.pipeline import DataConfig, DatasetSpec, make_eval_iterator
@@ -240,13 +248,13 @@ def generate_cell(predictor, cell: Cell, records: Sequence[dict], cfg: Mapping[s
         for i, ans in enumerate(answers):
             if valid[i]:
                 local[str(batch["id"][i])] = ans
-    if it.skipped:
-        raise SweepError(f"cell {cell.key}: {it.skipped} sample(s) skipped by the pipeline "
-                         f"({dict(it.skip_counts)}); first: {list(it.recent_skips)[:1]}")
     merged: dict[str, str] = {}
-    for part in allgather_json(local):
+    n_skipped, skips = 0, []
+    for part, n, sk in allgather_json([local, it.skipped, list(it.recent_skips)[:5]]):
         merged.update(part)
-    return merged
+        n_skipped += n
+        skips += sk
+    return merged, n_skipped, skips
 
 
 def _filler_batch(predictor) -> dict[str, Any]:
@@ -294,31 +302,41 @@ def run_sweep(cfg: Mapping[str, Any], *, mesh=None, predictor_factory: Callable 
         d, s, mesh=mesh, batch_size=int(cfg["batch_size"]), mode=str(cfg["mode"]),
         max_new_tokens=int(cfg["max_new_tokens"]) or None, length_multiple=int(cfg.get("length_multiple", 64))))
     records_cache: dict[tuple[str, str], list[dict]] = {}
-    computed, skipped = [], []
+    from emox_jax.infer.predict import PredictError
+
+    computed, skipped, errors = [], [], {}
     for ckpt, step in ckpts:
         todo = [Cell(ckpt, step, ds, sp) for ds in datasets for sp in splits]
         todo = [c for c in todo if not (cells_dir / f"{c.key}.json").exists() or skipped.append(c.key)]
         if not todo:
             continue
-        predictor = factory(ckpt, step)
+        try:
+            predictor = factory(ckpt, step)
+        except PredictError as e:   # e.g. a phase-1a checkpoint asked for the all-branch mode: say so, go on
+            errors[f"{ckpt}@{step}"] = str(e)
+            log(f"checkpoint {ckpt} step {step}: not evaluated: {e}")
+            continue
         for cell in todo:
             key = (cell.dataset.source, cell.split)
             if key not in records_cache:
                 records_cache[key] = load_records(cell.dataset, cell.split, cfg)
             records = records_cache[key]
-            answers = generate_cell(predictor, cell, records, cfg, predictor.tokenizer)
+            answers, n_skipped, skips = generate_cell(predictor, cell, records, cfg, predictor.tokenizer)
+            for msg in skips:
+                log(f"cell {cell.key}: skipped sample: {msg}")
             if jax.process_index() == 0:
                 result = score(cell.dataset.task, answers, ground_truth(cell.dataset.task, records),
                                mode=str(cfg.get("score_mode", "clean")))
-                row = {"checkpoint": ckpt, "run": pathlib.Path(ckpt).parent.name, "step": step,
+                row = {"checkpoint": ckpt, "run": run_label(ckpt), "step": step,
                        "dataset": cell.dataset.name, "task": cell.dataset.task, "split": cell.split,
-                       "primary_metric": PRIMARY_METRIC[cell.dataset.task], **scalar_metrics(result)}
+                       "primary_metric": PRIMARY_METRIC[cell.dataset.task], "n_pipeline_skipped": n_skipped,
+                       **scalar_metrics(result)}
                 preds = "".join(json.dumps({"id": k, "answer": v}) + "\n" for k, v in sorted(answers.items()))
                 _write_atomic(cells_dir / f"{cell.key}.predictions.jsonl", preds)
                 _write_atomic(cells_dir / f"{cell.key}.json", to_json({"row": row, "score": result}))
             computed.append(cell.key)
             log(f"cell {cell.key}: done ({len(answers)} answers)")
-    summary = {"computed": computed, "skipped": skipped}
+    summary = {"computed": computed, "skipped": skipped, "errors": errors}
     if jax.process_index() == 0:
         summary |= write_tables(workdir, [Cell(c, s, ds, sp) for c, s in ckpts for ds in datasets for sp in splits],
                                 report_best_on_test=bool(cfg.get("report_best_on_test", False)),
@@ -358,7 +376,8 @@ def select_best(rows: Sequence[Mapping[str, Any]], report_best_on_test: bool = F
         metric = next(r["primary_metric"] for r in rows if r["dataset"] == ds)
 
         def best(split):
-            cands = [r for r in rows if r["dataset"] == ds and r["split"] == split and not math.isnan(r.get(metric, math.nan))]
+            cands = [r for r in rows if r["dataset"] == ds and r["split"] == split
+                     and not math.isnan(r.get(metric, math.nan))]
             return max(cands, key=lambda r: (r[metric], -r["step"])) if cands else None
 
         def test_of(r):

@@ -52,7 +52,8 @@ DEFAULT_MAX_NEW_TOKENS = {"mer": 24, "msa": 24, "ovmer": 32, "eri": 160, "mir": 
 DEFAULT_MODE = "multiface_audio_face_frame_text"
 STOP_STRINGS = ("###",)
 # Which model branches (top-level param names) each modality needs.
-MODALITY_MODULES = {"frame": ("clip", "video_qformer", "video_proj"), "audio": ("hubert", "audio_qformer", "audio_proj"),
+MODALITY_MODULES = {"frame": ("clip", "video_qformer", "video_proj"),
+                    "audio": ("hubert", "audio_qformer", "audio_proj"),
                     "face": ("face_encoder", "face_pooling"), "multi": ("clip", "hubert", "fusion")}
 
 

@@ -196,9 +196,9 @@ class Hubert(nn.Module):
     Returns (float32, leading dims ``[B]`` or ``[B, K]``):
       ``"time_mean"``: ``{i: [..., D]}`` hidden state i averaged over its T frames;
       ``"sequence"``: ``{i: [..., T, D]}`` when ``return_sequences``.
-    ``main_feature(out)`` and ``multiscale_feature(out)`` assemble the reference's audio-branch inputs.
-    Params: ``feature_extractor/{conv_j, norm_j}``, ``feature_projection_norm``, ``feature_projection``, ``pos_conv`` (folded weight-norm kernel ``[K, D/G, D]`` + bias), ``layers/...`` (scanned),
-    ``layer_norm`` (final).
+    ``main_feature(out, layers)`` and ``multiscale_feature(out, layers)`` assemble the reference's audio inputs.
+    Params: ``feature_extractor/{conv_j, norm_j}``, ``feature_projection_norm``, ``feature_projection``,
+    ``pos_conv`` (folded weight-norm kernel ``[K, D/G, D]`` + bias), ``layers/...`` (scanned), ``layer_norm``.
     """
 
     config: HubertConfig

@@ -176,7 +176,12 @@ class Qwen2Attention(nn.Module):
             # Attend over the whole (updated) cache; the mask hides unwritten and padding slots.
             k, v = new_kv = write_layer(cache_kv[0], cache_kv[1], k, v, cache_end)
             k, v = k.astype(q.dtype), v.astype(q.dtype)
-        out = dot_product_attention(q, k, v, mask=mask, implementation=c.attention_impl)
+        impl = c.attention_impl
+        if cache_kv is not None and impl is None:
+            # Cached calls (prefill into / decode from a KV cache) use XLA unless a kernel is named: decoding is
+            # memory-bound (T = 1), so a flash kernel buys nothing there, and cuDNN's shape limits do not apply.
+            impl = "xla"
+        out = dot_product_attention(q, k, v, mask=mask, implementation=impl)
         out = self._proj("o_proj", c.hidden_size, ("heads", "head_dim", "embed"), n_in=2, bias=False)(out, det)
         return out, new_kv
 

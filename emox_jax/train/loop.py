@@ -46,6 +46,9 @@ PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "TPU
               "TPU v5e": 197e12, "TPU v5p": 459e12, "TPU v6 lite": 918e12, "TPU v6e": 918e12}
 
 
+_STEPS: dict = {}
+
+
 class NonFiniteLossError(RuntimeError):
     """The loss (or gradient norm) was NaN/inf for ``max_consecutive_nan`` steps in a row."""
 
@@ -113,7 +116,7 @@ class _Logger:
 
 def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None, sources=None, eval_sources=None,
                 batch_source: Callable[[int], Mapping[str, np.ndarray]] | None = None,
-                stop_after: int | None = None, mesh_shape: tuple[int, ...] | None = None,
+                stop_after: int | None = None, mesh_shape: tuple[int, ...] | None = None, mesh=None,
                 log_fn: Callable[[str], None] | None = None) -> PhaseResult:
     """Run (or resume) one phase; returns a PhaseResult. ``stop_after``: behave as if SIGTERM arrived after
     that many steps of this session (tests)."""
@@ -122,7 +125,16 @@ def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None,
     say = log_fn or (lambda s: print(s, flush=True) if main else None)
     workdir.mkdir(parents=True, exist_ok=True)
     lp = job.loop
-    mesh = shd.make_mesh(mesh_shape or job.mesh_shape)
+    # Fail fast (before any compilation) when the work dir holds another phase's / preset's checkpoints.
+    ck = ckpt_lib.Checkpointer(workdir / J.CKPT_DIR, max_to_keep=lp.keep_ckpts, async_save=lp.async_ckpt)
+    latest = ck.latest_step()
+    if latest is not None:
+        try:
+            check_checkpoint(ck, latest, job)
+        except Exception:
+            ck.close()
+            raise
+    mesh = mesh or shd.make_mesh(mesh_shape or job.mesh_shape)
     rules = shd.logical_axis_rules(job.mesh_rules)
     model = NanoEmoX(job.model)
     mods = job.modalities
@@ -155,8 +167,6 @@ def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None,
         it = make_train_iterator(dcfg, tokenizer, sources=sources)
 
     # ---- checkpoints / resume
-    ck = ckpt_lib.Checkpointer(workdir / J.CKPT_DIR, max_to_keep=lp.keep_ckpts, async_save=lp.async_ckpt)
-    latest = ck.latest_step()
     abs_state = S.abstract_state(abs_train, st_sh, tx)
     if latest is not None:
         items, meta = ck.restore(latest, {"trainable": abs_state.trainable, "opt_state": _opt_item(abs_state)},
@@ -169,9 +179,15 @@ def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None,
         state = S.init_state(trainable, tx, st_sh)
     del trainable
 
-    train_step = S.make_train_step(model, tx, st_sh, frozen_sh, mesh, rules, modalities=mods, schedule=schedule,
-                                   grad_accum=lp.grad_accum, seed=lp.seed)
-    eval_step = S.make_eval_step(model, st_sh, frozen_sh, mesh, rules, modalities=mods)
+    # One jitted step per (model, optimizer, phase inputs, mesh) in this process: a resumed or repeated phase
+    # (tests, the curriculum) reuses the compiled executables instead of compiling again.
+    cache_key = (job.model, job.optim, mods, lp.grad_accum, lp.seed, mesh, tuple(rules))
+    if cache_key not in _STEPS:
+        _STEPS[cache_key] = (
+            S.make_train_step(model, tx, st_sh, frozen_sh, mesh, rules, modalities=mods, schedule=schedule,
+                              grad_accum=lp.grad_accum, seed=lp.seed),
+            S.make_eval_step(model, st_sh, frozen_sh, mesh, rules, modalities=mods), {})
+    train_step, eval_step, compiled = _STEPS[cache_key]
     meta = {"phase": job.phase, "preset": job.preset, "trainable_regexes": list(job.trainable_regexes),
             "trainable_paths": trainable_paths, "modalities": list(mods),
             "model": dataclasses.asdict(job.model), "config": job.config}
@@ -189,7 +205,6 @@ def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None,
 
         bar = tqdm(total=lp.steps, initial=start, desc=job.phase, dynamic_ncols=True, leave=True)
     peak = peak_flops(jax.devices()[0], lp.peak_flops_per_device)
-    compiled: dict[Any, tuple[Any, float]] = {}
     losses, history, window = [], [], []
     t_window, samples_window, tokens_window = time.perf_counter(), 0, 0.0
     last_eval: dict = {}
@@ -264,6 +279,17 @@ def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None,
     return PhaseResult(phase=job.phase, workdir=str(workdir), final_step=int(jax.device_get(state.step)),
                        stopped=stopped, losses=losses, history=history, eval=last_eval,
                        nan_skipped=int(jax.device_get(state.nan_skipped)))
+
+
+def check_checkpoint(ck: ckpt_lib.Checkpointer, step: int, job: J.PhaseJob) -> dict:
+    """Raise CheckpointMismatchError naming every metadata key (phase, preset, trainable set) that differs."""
+    meta = ck.metadata(step)
+    problems: list[str] = []
+    ckpt_lib._diff(meta, ckpt_lib._jsonable(job.expect()), "", problems)
+    if problems:
+        raise ckpt_lib.CheckpointMismatchError(
+            f"[{job.phase}] {ck.directory / str(step)} cannot be resumed by this job: " + "; ".join(problems))
+    return meta
 
 
 def _opt_item(abs_state: S.P2EState) -> dict:

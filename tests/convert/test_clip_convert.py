@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from emox_jax.convert.clip import convert_cli, convert_state_dict, load_clip_vision
+from emox_jax.convert.clip import convert_state_dict, load_clip_vision, load_jax
 from emox_jax.convert.io import CheckpointFormatError, TensorMismatchError, load_state_dict
 from emox_jax.models.clip_vit import ClipVision
 
@@ -115,15 +115,18 @@ def test_check_parity_cli_subprocess(hf_dirs):
     assert set(result["per_output"]) == {f"hidden_{i}" for i in range(5)} | {"pooled"}
 
 
-def test_convert_cli_writes_restorable_params(hf_dirs, tmp_path):
-    import argparse
+def test_launch_convert_writes_restorable_bf16_params(hf_dirs, tmp_path, capsys):
+    import ml_dtypes
 
-    import orbax.checkpoint as ocp
+    from launch.convert import main
 
-    summary = convert_cli(argparse.Namespace(hf_dir=str(hf_dirs["root"] / "vision"), out=str(tmp_path / "o")))
-    _, params = load_clip_vision(hf_dirs["root"] / "vision")
+    assert main(["--kind", "clip", "--direction", "to-jax", "--src", str(hf_dirs["root"] / "full"),
+                 "--dst", str(tmp_path / "o"), "--dtype", "bfloat16"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    cfg, restored = load_jax(tmp_path / "o")
+    ref_cfg, params = load_clip_vision(hf_dirs["root"] / "full")
     assert summary["num_params"] == sum(a.size for a in jax.tree.leaves(params))
-    restored = ocp.StandardCheckpointer().restore(tmp_path / "o" / "params")
-    jax.tree.map(np.testing.assert_array_equal, restored, params)
-    meta = json.loads((tmp_path / "o" / "config.json").read_text())
-    assert meta["kind"] == "clip" and meta["config"]["num_layers"] == 4
+    assert cfg.param_dtype == "bfloat16" and cfg.num_layers == ref_cfg.num_layers == 4
+    jax.tree.map(lambda r, p: np.testing.assert_array_equal(r, p.astype(ml_dtypes.bfloat16)), restored, params)
+    with pytest.raises(SystemExit, match="only --direction to-jax"):
+        main(["--kind", "clip", "--direction", "to-hf", "--src", str(tmp_path / "o"), "--dst", str(tmp_path / "x")])

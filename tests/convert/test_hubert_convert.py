@@ -7,7 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from emox_jax.convert.hubert import config_from_hf, convert_cli, convert_state_dict, fold_weight_norm, load_hubert
+from emox_jax.convert.hubert import (config_from_hf, convert_cli, convert_state_dict, fold_weight_norm, load_hubert,
+                                     load_jax)
 from emox_jax.convert.io import CheckpointFormatError, TensorMismatchError, load_state_dict
 from emox_jax.models.hubert import Hubert, main_feature
 
@@ -96,8 +97,6 @@ def test_other_architecture_and_bad_tensors_are_named(hf):
 
 
 def test_check_parity_cli_and_convert_cli(hf, tmp_path, capsys):
-    import orbax.checkpoint as ocp
-
     from launch.check_parity import main
 
     assert main(["--kind", "hubert", "--hf-dir", str(hf["root"] / "hubert"), "--seq-len", "1200"]) == 0
@@ -108,8 +107,10 @@ def test_check_parity_cli_and_convert_cli(hf, tmp_path, capsys):
     assert main(["--kind", "hubert", "--hf-dir", str(hf["root"] / "hubert"), "--seq-len", "1200",
                  "--tol", "0"]) == 1
     capsys.readouterr()
-    summary = convert_cli(argparse.Namespace(hf_dir=str(hf["root"] / "hubert"), out=str(tmp_path / "o")))
-    restored = ocp.StandardCheckpointer().restore(tmp_path / "o" / "params")
-    _, params = load_hubert(hf["root"] / "hubert")
+    summary = convert_cli(argparse.Namespace(kind="hubert", direction="to-jax", src=str(hf["root"] / "hubert"),
+                                             dst=str(tmp_path / "o"), dtype=None))
+    cfg, restored = load_jax(tmp_path / "o")
+    ref_cfg, params = load_hubert(hf["root"] / "hubert")
+    assert cfg == ref_cfg
     jax.tree.map(np.testing.assert_array_equal, restored, params)
     assert summary["num_params"] == sum(a.size for a in jax.tree.leaves(params))

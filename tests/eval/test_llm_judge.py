@@ -57,6 +57,7 @@ def judge_dir(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_chat_prompt_construction(judge_dir):
     judge = J.LLMJudge.load(judge_dir, max_new_tokens=6, batch_size=2)
     t = judge.tokenizer
@@ -71,6 +72,7 @@ def test_chat_prompt_construction(judge_dir):
     assert "Reference: G text" in c and "Prediction: P text" in c and "Score: N" in c
 
 
+@pytest.mark.slow
 def test_generation_runs_and_scores_are_counted(judge_dir):
     judge = J.LLMJudge.load(judge_dir, max_new_tokens=6, batch_size=2)
     replies = judge.generate(["hello", "how are you", "third prompt"])

@@ -66,6 +66,7 @@ def test_prompt_spec_matches_training_prompt_without_answer():
         assert prompts.render(ours)[0] == prompts.render(train)[0], task
 
 
+@pytest.mark.slow
 def test_greedy_predict_is_deterministic_and_loads_workdir(setup):
     pred = P.load_predictor(setup["work"], mode=MODE, batch_size=4, max_new_tokens=8)
     assert pred.media.image_size == 32 and pred.media.clip_seconds == 0.1

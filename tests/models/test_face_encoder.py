@@ -39,6 +39,7 @@ def torch_facexformer_head(stage_maps_nhwc, linears, fuse_w):
     return fused.mean(dim=(2, 3)).numpy()
 
 
+@pytest.mark.slow
 def test_face_encoder_matches_torch_swin_plus_head():
     cfg = FaceEncoderConfig.tiny(pixel_mode="reference_raw")
     hf = hf_tiny_swin(cfg.swin, seed=3)
@@ -100,6 +101,7 @@ def test_face_pooling_matches_torch_mha_and_mlp():
     assert float(np.max(np.abs(np.asarray(got) - want))) <= 1e-4
 
 
+@pytest.mark.slow
 def test_face_pooling_real_preset_count_and_permutation_invariance():
     shapes = jax.eval_shape(FacePooling(FacePoolingConfig()).init, jax.random.key(0), jnp.zeros((1, 8, 256)))
     assert sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(shapes)) == 264_192 + 1_378_560  # spec §6
@@ -110,6 +112,7 @@ def test_face_pooling_real_preset_count_and_permutation_invariance():
     np.testing.assert_allclose(m.apply(p, x), m.apply(p, x[:, ::-1]), atol=1e-5)  # no temporal encoding (spec)
 
 
+@pytest.mark.slow
 def test_face_encoder_eight_devices_match_one():
     cfg = FaceEncoderConfig.tiny()
     m = FaceEncoder(cfg)

@@ -40,6 +40,7 @@ def converted(hf, cfg, queries):
     return qformer_params_from_state_dict(sd, cfg, scheme="hf_blip2", query_key="query_tokens")
 
 
+@pytest.mark.slow
 def test_qformer_matches_blip2_qformer_with_positions():
     cfg = QFormerConfig.tiny(num_positions=8)
     hf = hf_qformer(cfg)
@@ -58,6 +59,7 @@ def test_qformer_matches_blip2_qformer_with_positions():
     assert float(np.max(np.abs(np.asarray(got) - want))) <= 1e-4
 
 
+@pytest.mark.slow
 def test_valid_mask_equals_dropping_padded_frames():
     cfg = QFormerConfig.tiny(num_positions=8)
     feats = jnp.asarray(np.random.default_rng(1).normal(size=(1, 6, cfg.encoder_width)), jnp.float32)
@@ -84,6 +86,7 @@ def test_bad_inputs_are_named():
         QFormer(cfg).init(jax.random.key(0), jnp.zeros((1, 5, 24)))
 
 
+@pytest.mark.slow
 def test_eight_devices_match_one():
     cfg = QFormerConfig.tiny(num_positions=8)
     m = QFormer(cfg)

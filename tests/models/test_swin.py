@@ -54,6 +54,7 @@ def hf_stage_outputs(hf, pixels_nchw: torch.Tensor) -> list[np.ndarray]:
     return res
 
 
+@pytest.mark.slow
 def test_swin_matches_transformers_swin():
     cfg = SwinConfig.tiny()
     hf = hf_tiny_swin(cfg)
@@ -69,6 +70,7 @@ def test_swin_matches_transformers_swin():
         assert diff <= 1e-4, f"stage {i}: max abs diff {diff}"
 
 
+@pytest.mark.slow
 def test_swin_b_stage_shapes_and_param_count():
     cfg = SwinConfig.swin_b()
     shapes = jax.eval_shape(lambda: Swin(cfg).init(jax.random.key(0), jnp.zeros((1, 224, 224, 3))))
@@ -82,6 +84,7 @@ def test_swin_b_stage_shapes_and_param_count():
     assert shapes["params"]["stage2"]["odd"]["qkv"]["kernel"].names == ("layers", "embed", None, "heads", "head_dim")
 
 
+@pytest.mark.slow
 def test_reference_drop_path_switch():
     cfg = SwinConfig.tiny(drop_path_rate=0.5)
     x = jnp.asarray(np.random.default_rng(1).normal(size=(4, 16, 16, 3)), jnp.float32)

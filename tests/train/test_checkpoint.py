@@ -19,17 +19,22 @@ def _init_params(rng):
     return Qwen2ForCausalLM(CFG).init(rng, jnp.zeros((1, 8), jnp.int32))["params"]
 
 
+def _random_state(mesh, tx, seed=0):
+    """A full train state (params + AdamW moments) with random values, placed with the rules' shardings on
+    ``mesh``. Built on the host and device_put: no compile, and every leaf (moments too) is non-trivial."""
+    with jax.set_mesh(mesh):
+        boxed = jax.eval_shape(_init_params, jax.random.key(0))
+    abstract = lm_step.abstract_train_state(boxed, tx, mesh)
+    rng = np.random.default_rng(seed)
+    host = jax.tree.map(lambda a: rng.standard_normal(a.shape).astype(a.dtype) if a.ndim else np.asarray(7, a.dtype),
+                        abstract)
+    return jax.device_put(host, jax.tree.map(lambda a: a.sharding, abstract))
+
+
 @pytest.fixture(scope="module")
 def trained():
-    """A state on a (2,2,2) mesh after one real update (so Adam moments are non-zero), and its mesh."""
-    tx, schedule = optim.make_optimizer(OPT)
-    mesh = shd.make_mesh((2, 2, 2))
-    state, sh = lm_step.init_train_state(_init_params, tx, mesh, jax.random.key(0))
-    step = lm_step.make_train_step(lm_step.lm_loss_fn(Qwen2ForCausalLM(CFG)), tx, sh, mesh, schedule=schedule)
-    toks = np.random.default_rng(0).integers(0, 128, (4, 9)).astype(np.int32)
-    batch = {"input_ids": toks[:, :-1], "targets": toks[:, 1:], "loss_mask": np.ones((4, 8), np.float32)}
-    state, _ = step(state, lm_step.shard_batch(batch, mesh))
-    return state, tx
+    tx, _ = optim.make_optimizer(OPT)
+    return _random_state(shd.make_mesh((2, 2, 2)), tx), tx
 
 
 def _items(state):

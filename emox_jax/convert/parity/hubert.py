@@ -22,7 +22,6 @@ def run(args) -> dict:
     from transformers import HubertModel, Wav2Vec2FeatureExtractor
 
     from emox_jax.convert.hubert import load_hubert
-
     from emox_jax.models.hubert import Hubert
 
     if not args.hf_dir:

@@ -1,0 +1,104 @@
+"""``configs/p2e.py:all``: the whole P2E curriculum in one work dir.
+
+    WORKDIR/base/        base model params (tiny: written by phase 0 = the LM pretrained on text)
+    WORKDIR/phase1a/     phase dirs (layout in ``p2e_job``): 1a and 1b start from the base,
+    WORKDIR/phase1b/     phase 2 from 1a's trainable params then 1b's (1b loaded second, as the reference),
+    WORKDIR/phase2/      phase 3 from phase 2 (LoRA fresh: it was frozen at its zero-B init until then)
+    WORKDIR/phase3/
+    WORKDIR/eval/<phase>.json, WORKDIR/report.md, WORKDIR/loss_curves.png   (tiny runs: task scores per phase)
+
+Rerunning resumes: finished phases (final step reached) are skipped, an interrupted one resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Callable
+
+import jax
+
+from emox_jax.train import checkpoint as ckpt_lib
+from emox_jax.train.p2e_job import CKPT_DIR, build_job
+
+
+def _finished(phase_dir: pathlib.Path, steps: int) -> bool:
+    d = phase_dir / CKPT_DIR
+    if not d.exists():
+        return False
+    with ckpt_lib.Checkpointer(d, async_save=False) as ck:
+        return (ck.latest_step() or 0) >= steps
+
+
+def run_all(config, workdir: str | pathlib.Path, *, log: Callable[[str], None] | None = None,
+            evaluate: bool = True, per_task: int | None = None) -> list:
+    """Run phase 0 (tiny), 1a, 1b, 2, 3; evaluate the six tasks after each phase (EmoSynth runs); report."""
+    from configs.p2e import INIT_FROM, PHASES
+    from emox_jax.train import report as report_lib
+    from launch.train import emosynth_records, phase_inputs, run_phase
+
+    root = pathlib.Path(workdir).absolute()
+    root.mkdir(parents=True, exist_ok=True)
+    main = jax.process_index() == 0
+    say = log or (lambda s: print(s, flush=True) if main else None)
+    base = str(config.base)
+    first = build_job(config.phases[PHASES[0]])
+    tok, _ = phase_inputs(first)
+    phase0_losses: list[float] = []
+    if not base and config.pretrain_lm.steps > 0:
+        base_dir = root / "base"
+        done = (base_dir / "0").exists() and ckpt_lib.Checkpointer(base_dir, async_save=False).latest_step() == 0
+        if not done:
+            from configs.p2e import TINY_TASKS
+            from emox_jax.assets.corpus import CORPUS_FILE
+            from emox_jax.train.phase0 import pretrain_lm, text_lines, write_base
+
+            recs = emosynth_records(first.emosynth["clips"], first.emosynth["seed"], "train")
+            lines = text_lines(recs, list(TINY_TASKS.values()))
+            if CORPUS_FILE.exists():
+                lines += CORPUS_FILE.read_text().splitlines()[:1000]
+            p = config.pretrain_lm
+            say(f"[phase0] pretraining the tiny LM on {len(lines)} text lines for {p.steps} steps")
+            dec, phase0_losses = pretrain_lm(first.model, lines, tok, steps=int(p.steps), lr=float(p.lr),
+                                             batch_size=int(p.batch_size), seq_len=int(p.seq_len),
+                                             seed=first.loop.seed, log=say)
+            write_base(first.model, dec, base_dir, first.preset, seed=first.loop.seed)
+            (root / "phase0_losses.json").write_text(json.dumps(phase0_losses))
+        elif (root / "phase0_losses.json").exists():
+            phase0_losses = json.loads((root / "phase0_losses.json").read_text())
+        base = str(base_dir)
+
+    results, evals = [], {}
+    batches = None
+    eg = config.eval_generate
+    for phase in PHASES:
+        pc = config.phases[phase]
+        pc.base = base
+        pc.init_from = tuple(str(root / q) for q in INIT_FROM[phase])
+        pdir = root / phase
+        job = build_job(pc)
+        if _finished(pdir, job.loop.steps):
+            say(f"[{phase}] already finished in {pdir}; skipping")
+            res = None
+        else:
+            res = run_phase(pc, str(pdir))
+            results.append(res)
+            if res.stopped:
+                say(f"[{phase}] stopped at step {res.final_step}; rerun the same command to resume")
+                return results
+        if evaluate and job.emosynth.get("clips") and main:
+            from emox_jax.train.gen_eval import evaluate_tasks, prepare
+            from emox_jax.train.p2e_job import load_for_inference
+
+            if batches is None:
+                test = emosynth_records(job.emosynth["clips"], job.emosynth["seed"], "test")
+                batches = prepare(test, job.data, tok, per_task=per_task or int(eg.per_task))
+            cfg, params, _ = load_for_inference(str(pdir))
+            evals[phase] = evaluate_tasks(cfg, params, batches, tok, int(eg.max_new_tokens))
+            (root / "eval").mkdir(exist_ok=True)
+            (root / "eval" / f"{phase}.json").write_text(json.dumps(evals[phase], indent=1))
+            say(report_lib.format_table(phase, evals[phase]))
+    if main:
+        report_lib.write_report(root, evals, phase0_losses)
+        say(f"report: {root / 'report.md'}")
+    return results

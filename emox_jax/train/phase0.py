@@ -1,0 +1,89 @@
+"""Phase 0 (tiny ``all`` runs only): pretrain the random-init tiny LM on text, then write the base model.
+
+No pretrained weights exist offline, so the tiny preset's frozen backbones are random. CLIP / HuBERT / Swin
+stay random (frozen random features still carry the input's information; the adapters learn to read them),
+but a random frozen LM would make phases 1-2 meaningless, so the decoder is first trained as a plain causal
+LM on (a) EmoSynth training prompts rendered as text in the ``text`` modality mode with their answers, one per
+task, and (b) the corpus the package ships. The result is written as the base params dir every phase starts
+from. Users with real weights skip this and pass ``--config.base`` from ``launch.convert``.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+
+from emox_jax import sharding as shd
+from emox_jax.models.nano_emox import NanoEmoXConfig, init_params
+from emox_jax.models.qwen2 import Qwen2ForCausalLM
+from emox_jax.train import lm_step
+from emox_jax.train.optim import OptimConfig, make_optimizer
+from emox_jax.train.p2e_job import save_params
+from emox_jax.train.p2e_step import merge
+
+
+def text_lines(records: Sequence[dict], label_types: Sequence[str], seed: int = 0) -> list[str]:
+    """Each record rendered once per label type (``text`` mode, answer included), shuffled."""
+    from data_pipelines import prompts
+
+    rng = np.random.default_rng(seed)
+    lines = []
+    for r in records:
+        for lt in label_types:
+            try:
+                spec = prompts.build_prompt(r, lt, "text", prompts.PromptConfig(), rng)
+            except prompts.PromptError:
+                continue
+            p, t = prompts.render_text(spec, bos="", eos="")
+            lines.append((p + t).replace("\n", " "))
+    rng.shuffle(lines)
+    return lines
+
+
+def pretrain_lm(model_cfg: NanoEmoXConfig, lines: Sequence[str], tokenizer, *, steps: int, lr: float,
+                batch_size: int, seq_len: int, seed: int = 0, log: Callable[[str], None] = print) -> tuple[dict, list]:
+    """Train the decoder (LoRA off) as a causal LM; returns (decoder params without LoRA, per-step losses)."""
+    from tqdm import tqdm
+
+    from emox_jax.train.lm_data import lm_batches, pack_lines
+
+    cfg = model_cfg.llm.replace(lora_rank=0, dtype="float32")
+    model = Qwen2ForCausalLM(cfg)
+    arrays = pack_lines(list(lines), tokenizer, seq_len)
+    it = iter(lm_batches(arrays, batch_size, seed=seed))
+    ocfg = OptimConfig(lr=lr, min_lr=lr / 10, warmup_init_lr=lr / 100, warmup_steps=max(1, steps // 10),
+                       total_steps=max(steps, 2), weight_decay=0.01, grad_clip_norm=1.0)
+    tx, schedule = make_optimizer(ocfg)
+    mesh = shd.make_mesh((1, -1, 1))
+    init_fn = lambda r: model.init(r, jnp.zeros((1, seq_len), jnp.int32))["params"]  # noqa: E731
+    state, sh = lm_step.init_train_state(init_fn, tx, mesh, jax.random.key(seed))
+    step = lm_step.make_train_step(lm_step.lm_loss_fn(model), tx, sh, mesh, schedule=schedule, seed=seed)
+    losses = []
+    main = jax.process_index() == 0
+    bar = tqdm(range(steps), desc="phase0 (LM)", dynamic_ncols=True) if main else range(steps)
+    for i in bar:
+        b = next(it)
+        b = {k: np.asarray(v) for k, v in b.items()}
+        pc, pi = jax.process_count(), jax.process_index()
+        n = b["input_ids"].shape[0] // pc
+        b = {k: v[pi * n:(pi + 1) * n] for k, v in b.items()}
+        state, m = step(state, lm_step.shard_batch(b, mesh))
+        losses.append(float(m["loss"]))
+        if main and (i + 1) % 10 == 0:
+            bar.set_postfix_str(f"loss={np.mean(losses[-10:]):.3f}")
+    return jax.device_get(state.params), losses
+
+
+def write_base(model_cfg: NanoEmoXConfig, decoder_params: dict | None, directory: str | pathlib.Path,
+               preset: str, seed: int = 0) -> None:
+    """Full NanoEmoX params (random init from ``seed``) with the decoder's base weights replaced, as a params dir."""
+    full = jax.jit(lambda r: nn.meta.unbox(init_params(model_cfg, r, batch=1, length=max(
+        64, sum(model_cfg.token_counts.values()) + 2))))(jax.random.key(seed))
+    if decoder_params is not None:
+        full = merge(full, {"decoder": decoder_params})
+    save_params(directory, full, {"preset": preset, "source": "phase0" if decoder_params is not None else "init"})
