@@ -49,6 +49,7 @@ def _run_ours(cfg, params, x, **kw):
         return jax.jit(lambda p, x: model.apply({"params": p}, x, **kw))(params, x)
 
 
+@pytest.mark.slow
 def test_parity_with_clip_vision_model_for_requested_layers(hf_dirs):
     import torch
 

@@ -37,6 +37,7 @@ def _waves(b=2, n=1600, seed=0):
     return (rng.standard_normal((b, n)) * rng.uniform(0.2, 2.0, (b, 1))).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_parity_with_hubert_model_for_requested_layers(hf):
     import torch
 
@@ -96,6 +97,7 @@ def test_other_architecture_and_bad_tensors_are_named(hf):
         convert_state_dict(no_pos, cfg)
 
 
+@pytest.mark.slow
 def test_check_parity_cli_and_convert_cli(hf, tmp_path, capsys):
     from launch.check_parity import main
 

@@ -84,6 +84,7 @@ def test_bad_layer_request_and_config():
         ClipVisionConfig.tiny(image_size=30).validate()
 
 
+@pytest.mark.slow
 def test_clip_preprocess_matches_hf_image_processor():
     from transformers import CLIPImageProcessor
 
@@ -108,6 +109,7 @@ def test_clip_preprocess_matches_hf_image_processor():
     assert len(CLIP_MEAN) == len(CLIP_STD) == 3
 
 
+@pytest.mark.slow
 def test_sharded_features_match_single_device(tiny_params):
     assert jax.device_count() >= 8, "conftest sets 8 fake CPU devices"
     model = ClipVision(CFG)

@@ -119,6 +119,7 @@ def test_bad_input_errors(tiny_params):
         HubertConfig.tiny(do_stable_layer_norm=False).validate()
 
 
+@pytest.mark.slow
 def test_sharded_features_match_single_device(tiny_params, apply_fn):
     model = Hubert(CFG)
     x = _waves(8, seed=4)
