@@ -17,7 +17,6 @@ message, or with ``--allow-no-peft`` runs the same graph with the LM fully froze
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 import time
@@ -221,7 +220,6 @@ def main(argv=None) -> None:
                trainable_params=sum(p.numel() for p in trainable), loss=float(loss))
     emit("torch_p2e_phase3_step_time", round(med * 1e3, 3), "ms", name, cfg)
     emit("torch_p2e_phase3_samples_per_s", round(args.batch / med, 3), "samples/s", name, cfg)
-    del json
 
 
 if __name__ == "__main__":

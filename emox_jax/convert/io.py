@@ -56,15 +56,24 @@ def _load_safetensors(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _load_torch(path: Path) -> dict:
+def _load_torch(path: Path, trust_pickle: bool = False) -> dict:
+    """Load a torch pickle on CPU. ``weights_only=True`` (safe) unless ``trust_pickle`` is set.
+
+    Reference training checkpoints (``{"model", "optimizer", "config", "scaler", "epoch"}``) may pickle a config
+    object that the safe loader refuses; the error then says to pass ``trust_pickle=True`` (CLI:
+    ``--trust-pickle``) for a file you trust.
+    """
     try:
         import torch
     except ImportError as e:  # pragma: no cover - torch is a test extra
         raise CheckpointFormatError(f"{path}: reading a torch-format checkpoint needs torch installed") from e
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        return torch.load(str(path), map_location="cpu", weights_only=not trust_pickle)
     except Exception as e:
-        raise CheckpointFormatError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e})") from e
+        hint = ("; if you trust this file, load it with trust_pickle=True (--trust-pickle): it pickles "
+                "non-tensor objects") if not trust_pickle and "weights_only" in str(e) else ""
+        raise CheckpointFormatError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: "
+                                    f"{str(e).splitlines()[0] if str(e) else ''}){hint}") from e
 
 
 def _flatten(obj, prefix: str = "") -> dict[str, np.ndarray]:
@@ -78,11 +87,13 @@ def _flatten(obj, prefix: str = "") -> dict[str, np.ndarray]:
     return out
 
 
-def load_state_dict(path: str | os.PathLike, unwrap: str | Sequence[str] | None = None) -> dict[str, np.ndarray]:
+def load_state_dict(path: str | os.PathLike, unwrap: str | Sequence[str] | None = None, *,
+                    trust_pickle: bool = False) -> dict[str, np.ndarray]:
     """Load every tensor of a checkpoint (file or save_pretrained dir) as ``{name: np.ndarray}``.
 
     ``unwrap``: key(s) to descend into first (e.g. ``"state_dict_backbone"``, ``("model",)``); when None, a
     single top-level ``model``/``state_dict`` entry holding a dict is unwrapped automatically.
+    ``trust_pickle``: allow arbitrary pickled objects in torch files (only for files you trust).
     """
     path = Path(path)
     if not path.exists():
@@ -92,7 +103,7 @@ def load_state_dict(path: str | os.PathLike, unwrap: str | Sequence[str] | None 
     if path.suffix == ".safetensors":
         return _load_safetensors(path)
     if path.suffix in (".pt", ".pth", ".bin", ".ckpt"):
-        obj = _load_torch(path)
+        obj = _load_torch(path, trust_pickle)
         if unwrap is not None:
             for key in ([unwrap] if isinstance(unwrap, str) else unwrap):
                 if not isinstance(obj, dict) or key not in obj:

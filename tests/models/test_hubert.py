@@ -45,6 +45,7 @@ def test_large_param_count_and_frames():
     assert p["pos_conv"]["kernel"].shape == (128, 64, 1024)
     assert p["layers"]["intermediate_dense"]["kernel"].shape == (24, 1024, 4096)
     assert cfg.num_frames(32000) == 99  # §2.4: 99 frames per 2 s clip
+    assert cfg.min_samples == 2 * cfg.sample_rate and cfg.num_frames(16000) == 99  # 1 s is padded to 2 s
 
 
 def test_short_clip_is_zero_padded_to_min_length(tiny_params, apply_fn):

@@ -93,7 +93,5 @@ def run(args) -> dict:
         params = face_encoder_params_from_state_dict(sd, FaceEncoderConfig(swin=cfg), require_head=False)["swin"]
         x = rng.normal(size=(args.batch, cfg.image_size, cfg.image_size, 3)).astype(np.float32)
         outs = _hf(hf, cfg, x)
-    if args.checkpoint:
-        outs = list(outs)
     return {"kind": "swin", "source": source, "max_abs_diff": _compare(cfg, params, outs, x),
             "tolerance": DEFAULT_TOLERANCE}
