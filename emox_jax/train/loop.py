@@ -265,7 +265,7 @@ def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None,
                 if lp.ckpt_every and step % lp.ckpt_every == 0 and step < lp.steps:
                     save(step)
             if not stopped:
-                if ck.latest_step() != step or step == start:
+                if ck.latest_step() != step:
                     save(step)
                 if eval_sources is not None:
                     last_eval = evaluate_loss(job, eval_step, state, frozen, mesh, tokenizer, eval_sources)

@@ -43,6 +43,10 @@ def setup(tmp_path_factory):
     with Checkpointer(ckpt, async_save=False) as ck:
         ck.save(7, {"params": params}, metadata={"model": to_dict(cfg), "preset": "tiny", "tokenizer": "tiny",
                                                  "data": DATA, "phase": "phase3"})
+    # A phase-1b-like checkpoint: its metadata says which branches its phase trained.
+    with Checkpointer(root / "phase1b" / "checkpoints", async_save=False) as ck:
+        ck.save(3, {"params": params}, metadata={"model": to_dict(cfg), "tokenizer": "tiny", "data": DATA,
+                                                 "phase": "phase1b", "modalities": ["frame"]})
     clips = root / "clips"
     clips.mkdir()
     for ex in iter_examples(3, seed=3):
@@ -117,6 +121,12 @@ def test_checkpoint_without_needed_modules_is_named(setup, capsys):
     for module in ("hubert", "face_encoder", "fusion", "audio_qformer"):
         assert module in err
     assert "phase3/checkpoints" in err
+
+
+def test_checkpoint_whose_phase_did_not_train_the_branch(setup):
+    with pytest.raises(P.PredictError, match=r"phase1b\) trained only the \['frame'\] branch.*'audio_text' also "
+                                             r"needs \['audio'\].*audio_proj"):
+        P.load_predictor(setup["root"] / "phase1b", mode="audio_text")
 
 
 def test_missing_checkpoint_dir(tmp_path):

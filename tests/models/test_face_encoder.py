@@ -3,6 +3,8 @@ bilinear resize vs ``F.interpolate``, FacePooling vs ``nn.MultiheadAttention`` +
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,11 +14,10 @@ import torch.nn.functional as F
 from flax import linen as nn
 
 from emox_jax.convert.reference_ckpt import face_pooling_params
-from emox_jax.convert.swin import face_encoder_params_from_state_dict
 from emox_jax.models.face_encoder import (FaceEncoder, FaceEncoderConfig, FacePooling, FacePoolingConfig,
                                           preprocess_pixels, resize_bilinear)
 from emox_jax.sharding import LOGICAL_AXIS_RULES, logical_to_shardings, make_mesh
-from tests.models.test_swin import hf_stage_outputs, hf_tiny_swin
+from tests.models.test_swin import tiny_face_run
 
 
 @pytest.mark.parametrize("src,dst", [((7, 7), (56, 56)), ((3, 5), (8, 8)), ((4, 4), (4, 4))])
@@ -28,37 +29,12 @@ def test_resize_matches_torch_bilinear_align_corners_false(src, dst):
     assert float(np.max(np.abs(got - want))) <= 1e-5
 
 
-def torch_facexformer_head(stage_maps_nhwc, linears, fuse_w):
-    """FaceXFormer's multi-scale fusion written from the spec: Linear->256, upsample, reverse concat, 1x1, GAP."""
-    size = stage_maps_nhwc[0].shape[1:3]
-    ups = []
-    for fmap, (w, b) in zip(stage_maps_nhwc, linears):
-        h = torch.from_numpy(fmap) @ w.T + b  # [N, H, W, 256]
-        ups.append(F.interpolate(h.permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=False))
-    fused = F.conv2d(torch.cat(ups[::-1], dim=1), fuse_w)
-    return fused.mean(dim=(2, 3)).numpy()
-
-
 @pytest.mark.slow
 def test_face_encoder_matches_torch_swin_plus_head():
-    cfg = FaceEncoderConfig.tiny(pixel_mode="reference_raw")
-    hf = hf_tiny_swin(cfg.swin, seed=3)
-    torch.manual_seed(4)
-    h = cfg.head_dim
-    linears = [(torch.randn(h, cfg.swin.stage_dim(i)) * 0.1, torch.randn(h) * 0.1) for i in range(cfg.swin.num_stages)]
-    fuse_w = torch.randn(h, h * cfg.swin.num_stages, 1, 1) * 0.1
-    sd = {k: v.detach().numpy() for k, v in hf.state_dict().items()}
-    for i, (w, b) in enumerate(linears):
-        sd[f"linear_c.{i}.proj.weight"], sd[f"linear_c.{i}.proj.bias"] = w.numpy(), b.numpy()
-    sd["linear_fuse.weight"] = fuse_w.numpy()
-    params = face_encoder_params_from_state_dict(sd, cfg)
-    frames = np.random.default_rng(5).uniform(0, 1, size=(2, 3, 16, 16, 3)).astype(np.float32)
-    maps = hf_stage_outputs(hf, torch.from_numpy(frames.reshape(6, 16, 16, 3).transpose(0, 3, 1, 2).copy()))
-    want = torch_facexformer_head(maps, linears, fuse_w).reshape(2, 3, h)
-    with jax.default_matmul_precision("highest"):
-        got = jax.jit(FaceEncoder(cfg).apply)({"params": params}, jnp.asarray(frames))
-    assert got.shape == (2, 3, h)
-    assert float(np.max(np.abs(np.asarray(got) - want))) <= 1e-4
+    # frames 0..255 -> ImageNet normalisation -> transformers Swin -> the head written in torch (tiny_face_run)
+    r = tiny_face_run()
+    assert r["feats"].shape == (8, 2, r["cfg"].head_dim)
+    assert float(np.max(np.abs(r["feats"] - r["want_feats"]))) <= 1e-4
 
 
 def test_pixel_modes():
@@ -77,7 +53,10 @@ def test_bad_frames_name_the_expected_layout(shape):
         FaceEncoder(FaceEncoderConfig.tiny()).init(jax.random.key(0), jnp.zeros(shape))
 
 
-def test_face_pooling_matches_torch_mha_and_mlp():
+@functools.cache
+def tiny_pooling_run() -> dict:
+    """Tiny ``FacePooling`` converted from torch ``nn.MultiheadAttention`` + MLP; one jitted apply, run on
+    ``feats [3, 5, 16]`` and on the same frames in reverse order (same shapes: one compile)."""
     cfg = FacePoolingConfig.tiny()
     torch.manual_seed(0)
     query = torch.randn(cfg.num_queries, cfg.dim)
@@ -95,34 +74,43 @@ def test_face_pooling_matches_torch_mha_and_mlp():
     sd.update({f"facial_encoder.attn.{k}": v.numpy() for k, v in attn.state_dict().items()})
     sd.update({f"facial_encoder.face_proj.{k}": v.numpy() for k, v in proj.state_dict().items()})
     params = face_pooling_params(sd, cfg, set(), "test")
+    apply = jax.jit(FacePooling(cfg).apply)
+    x = jnp.asarray(feats.numpy())
     with jax.default_matmul_precision("highest"):
-        got = FacePooling(cfg).apply({"params": params}, jnp.asarray(feats.numpy()))
-    assert got.shape == (3, cfg.num_queries, cfg.proj.out_dim)
-    assert float(np.max(np.abs(np.asarray(got) - want))) <= 1e-4
+        got, rev = apply({"params": params}, x), apply({"params": params}, x[:, ::-1])
+    return dict(cfg=cfg, want=want, got=np.asarray(got), reversed=np.asarray(rev))
 
 
-@pytest.mark.slow
+def test_face_pooling_matches_torch_mha_and_mlp():
+    r = tiny_pooling_run()
+    cfg = r["cfg"]
+    assert r["got"].shape == (3, cfg.num_queries, cfg.proj.out_dim)
+    assert float(np.max(np.abs(r["got"] - r["want"]))) <= 1e-4
+
+
 def test_face_pooling_real_preset_count_and_permutation_invariance():
     shapes = jax.eval_shape(FacePooling(FacePoolingConfig()).init, jax.random.key(0), jnp.zeros((1, 8, 256)))
     assert sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(shapes)) == 264_192 + 1_378_560  # spec §6
-    cfg = FacePoolingConfig.tiny()
-    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 6, cfg.dim)), jnp.float32)
-    m = FacePooling(cfg)
-    p = m.init(jax.random.key(0), x)
-    np.testing.assert_allclose(m.apply(p, x), m.apply(p, x[:, ::-1]), atol=1e-5)  # no temporal encoding (spec)
+    r = tiny_pooling_run()
+    np.testing.assert_allclose(r["got"], r["reversed"], atol=1e-5)  # no temporal encoding (spec)
 
 
 @pytest.mark.slow
 def test_face_encoder_eight_devices_match_one():
-    cfg = FaceEncoderConfig.tiny()
-    m = FaceEncoder(cfg)
-    frames = jnp.asarray(np.random.default_rng(7).uniform(0, 255, size=(8, 1, 16, 16, 3)), jnp.float32)
-    params = jax.jit(m.init)(jax.random.key(0), frames)
-    single = jax.jit(m.apply)(params, frames)
+    r = tiny_face_run()  # single-device run of the same jitted function (and its torch reference)
+    cfg, frames = r["cfg"], jnp.asarray(r["frames"])
     mesh = make_mesh((1, 8, 1))
     with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
-        sharded = jax.device_put(params, logical_to_shardings(params, mesh))
+        # logical axis names come from an abstract init (no compile); the values are the converted params
+        boxed = jax.eval_shape(FaceEncoder(cfg).init, jax.random.key(0), frames)
+        sharded = jax.device_put({"params": r["params"]}, logical_to_shardings(boxed, mesh))
         x = jax.device_put(frames, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(("data", "fsdp"))))
-        multi = jax.jit(m.apply)(sharded, x)
+        with jax.default_matmul_precision("highest"):
+            multi, maps = r["apply"](sharded, x)
+    assert any(len(leaf.sharding.device_set) == 8 and not leaf.sharding.is_fully_replicated
+               for leaf in jax.tree_util.tree_leaves(sharded))  # params really are split over the mesh
     assert len(multi.sharding.device_set) == 8
-    np.testing.assert_allclose(np.asarray(multi), np.asarray(single), atol=1e-4)
+    np.testing.assert_allclose(np.asarray(multi), r["feats"], atol=1e-4)
+    for got, single in zip(maps, r["maps"]):
+        np.testing.assert_allclose(np.asarray(got), single, atol=1e-4)
+    assert float(np.max(np.abs(np.asarray(multi) - r["want_feats"]))) <= 1e-4

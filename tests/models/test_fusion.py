@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -61,10 +63,14 @@ def test_multiscale_matches_torch_spec_module():
     with torch.no_grad():
         want, want_gate = tm(audio, visual)
     params = multiscale_fusion_params(torch_state(tm), cfg, set(), "test")
+
+    @jax.jit
+    def run(params, audio, visual):  # both applies in one compile
+        out = FusionEncoder(cfg).apply({"params": params}, audio, visual)
+        return out, MultiScaleFusion(cfg).apply({"params": params["fusion"]}, audio, visual, return_gate=True)[1]
+
     with jax.default_matmul_precision("highest"):
-        got = FusionEncoder(cfg).apply({"params": params}, jnp.asarray(audio.numpy()), jnp.asarray(visual.numpy()))
-        _, gate = MultiScaleFusion(cfg).apply({"params": params["fusion"]}, jnp.asarray(audio.numpy()),
-                                              jnp.asarray(visual.numpy()), return_gate=True)
+        got, gate = run(params, jnp.asarray(audio.numpy()), jnp.asarray(visual.numpy()))
     assert got.shape == (2, 1, cfg.out_dim)
     assert float(np.max(np.abs(np.asarray(got) - want.numpy()))) <= 1e-4
     np.testing.assert_allclose(np.asarray(gate), want_gate.numpy(), atol=1e-5)
@@ -78,37 +84,48 @@ def test_multiscale_real_preset_param_count():
     assert sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(shapes)) == 6_568_963 + 787_968
 
 
+@functools.cache
+def variant_run(kind: str) -> dict:
+    """Init + apply of a tiny variant, and the apply with sample 1's inputs replaced: one jitted function."""
+    cfg = FusionConfig.tiny(kind, num_tokens=1)
+    rng = np.random.default_rng(0)
+    audio = rng.normal(size=(2, 8, cfg.audio_dim)).astype(np.float32)
+    visual = rng.normal(size=(2, 6, cfg.visual_dim)).astype(np.float32)
+    audio2, visual2 = audio.copy(), visual.copy()
+    audio2[1], visual2[1] = rng.normal(size=audio2[1].shape), rng.normal(size=visual2[1].shape)
+    m = FusionEncoder(cfg)
+
+    @jax.jit
+    def run(key, audio, visual, audio2, visual2):
+        out, params = m.init_with_output(key, audio, visual)
+        return params, out, m.apply(params, audio2, visual2)
+
+    params, out, out2 = run(jax.random.key(0), audio, visual, audio2, visual2)
+    return dict(cfg=cfg, model=m, audio=audio, visual=visual, params=params, out=np.asarray(out), out2=np.asarray(out2))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["attention", "qformer", "densemoe"])
 def test_variants_share_the_interface(kind):
-    cfg = FusionConfig.tiny(kind, num_tokens=1)
-    rng = np.random.default_rng(0)
-    audio = jnp.asarray(rng.normal(size=(2, 8, cfg.audio_dim)), jnp.float32)
-    visual = jnp.asarray(rng.normal(size=(2, 6, cfg.visual_dim)), jnp.float32)
-    m = FusionEncoder(cfg)
-    params = jax.jit(m.init)(jax.random.key(0), audio, visual)
-    apply = jax.jit(m.apply)
-    out = apply(params, audio, visual)
-    assert out.shape == (2, 1, cfg.out_dim) and bool(jnp.all(jnp.isfinite(out)))
-    # each sample's output depends on that sample only
-    np.testing.assert_allclose(apply(params, audio[:1], visual[:1]), out[:1], atol=1e-5)
+    r = variant_run(kind)
+    out = r["out"]
+    assert out.shape == (2, 1, r["cfg"].out_dim) and bool(np.all(np.isfinite(out)))
+    # each sample's output depends on that sample only: new inputs for sample 1 leave sample 0's output alone
+    np.testing.assert_allclose(r["out2"][:1], out[:1], atol=1e-5)
+    assert not np.allclose(r["out2"][1:], out[1:], atol=1e-4)
     with pytest.raises(ValueError, match="expected audio features"):
-        m.apply(params, audio[..., :-1], visual)
+        r["model"].apply(r["params"], jnp.asarray(r["audio"][..., :-1]), jnp.asarray(r["visual"]))
 
 
 def test_attention_variant_matches_its_formula():
-    cfg = FusionConfig.tiny("attention")
-    rng = np.random.default_rng(1)
-    a = rng.normal(size=(2, 8, cfg.audio_dim)).astype(np.float32)
-    v = rng.normal(size=(2, 6, cfg.visual_dim)).astype(np.float32)
-    m = FusionEncoder(cfg)
-    p = jax.tree.map(np.asarray, flax_unbox(m.init(jax.random.key(0), a, v))["params"]["fusion"])
+    r = variant_run("attention")  # params from that variant's init, and its output on (a, v)
+    a, v = r["audio"], r["visual"]
+    p = jax.tree.map(np.asarray, flax_unbox(r["params"])["params"]["fusion"])
     lin = lambda x, q: x @ q["kernel"] + q["bias"]  # noqa: E731
     ve, ae = lin(v.mean(1), p["multi_video_embs"]), lin(a.mean(1), p["multi_audio_embs"])
     w = lin(lin(np.concatenate([ve, ae], -1), p["attention_mlp"]), p["fc_att"])
     want = lin(w[:, :1] * ve + w[:, 1:] * ae, p["multi_llama_proj"])
-    got = m.apply({"params": {"fusion": p}}, a, v)
-    np.testing.assert_allclose(np.asarray(got[:, 0]), want, atol=1e-4)
+    np.testing.assert_allclose(r["out"][:, 0], want, atol=1e-4)
 
 
 def test_unknown_kind_is_rejected():

@@ -7,6 +7,8 @@ checked by adding it to HF's encoder input by hand.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,36 +42,52 @@ def converted(hf, cfg, queries):
     return qformer_params_from_state_dict(sd, cfg, scheme="hf_blip2", query_key="query_tokens")
 
 
-@pytest.mark.slow
-def test_qformer_matches_blip2_qformer_with_positions():
+@functools.cache
+def tiny_qformer_run() -> dict:
+    """A tiny Q-Former converted from a random ``Blip2QFormerModel`` + a frame position table, run once.
+
+    ``feats [8, 6, 24]`` (batch 8 so the eight-device test can shard it); the jitted apply and its outputs are
+    shared by the parity, padding-mask and sharding tests (one XLA compile for all single-device runs).
+    """
     cfg = QFormerConfig.tiny(num_positions=8)
     hf = hf_qformer(cfg)
     rng = np.random.default_rng(0)
     queries = rng.normal(size=(1, cfg.num_queries, cfg.hidden_size)).astype(np.float32)
     pos = rng.normal(size=(cfg.num_positions, cfg.encoder_width)).astype(np.float32)
-    feats = rng.normal(size=(2, 6, cfg.encoder_width)).astype(np.float32)
+    feats = rng.normal(size=(8, 6, cfg.encoder_width)).astype(np.float32)
     params = converted(hf, cfg, queries)
     params["position_embedding"] = pos
     with torch.no_grad():
-        want = hf(query_embeds=torch.from_numpy(queries).expand(2, -1, -1),
+        want = hf(query_embeds=torch.from_numpy(queries).expand(8, -1, -1),
                   encoder_hidden_states=torch.from_numpy(feats + pos[None, :6])).last_hidden_state.numpy()
+    model = QFormer(cfg)
+    valid = np.asarray([[True] * 4 + [False] * 2] * 8)
+
+    def run(variables, feats, valid, short):
+        """Full features; the same with the last frames padded to 99 and masked; only the unpadded frames."""
+        padded = jnp.where(valid[..., None], feats, 99.0)
+        return model.apply(variables, feats), model.apply(variables, padded, valid), model.apply(variables, short)
+
+    apply = jax.jit(run)
     with jax.default_matmul_precision("highest"):
-        got = jax.jit(QFormer(cfg).apply)({"params": params}, jnp.asarray(feats))
-    assert got.shape == (2, cfg.num_queries, cfg.hidden_size)
-    assert float(np.max(np.abs(np.asarray(got) - want))) <= 1e-4
+        got, padded, short = apply({"params": params}, jnp.asarray(feats), jnp.asarray(valid),
+                                   jnp.asarray(feats[:, :4]))
+    return dict(cfg=cfg, params=params, feats=feats, valid=valid, want=want, got=np.asarray(got),
+                padded=np.asarray(padded), short=np.asarray(short), apply=apply)
+
+
+@pytest.mark.slow
+def test_qformer_matches_blip2_qformer_with_positions():
+    r = tiny_qformer_run()
+    assert r["got"].shape == (8, r["cfg"].num_queries, r["cfg"].hidden_size)
+    assert float(np.max(np.abs(r["got"] - r["want"]))) <= 1e-4
 
 
 @pytest.mark.slow
 def test_valid_mask_equals_dropping_padded_frames():
-    cfg = QFormerConfig.tiny(num_positions=8)
-    feats = jnp.asarray(np.random.default_rng(1).normal(size=(1, 6, cfg.encoder_width)), jnp.float32)
-    m = QFormer(cfg)
-    params = jax.jit(m.init)(jax.random.key(0), feats)
-    valid = jnp.asarray([[True] * 4 + [False] * 2])
-    apply = jax.jit(m.apply)
-    padded = apply(params, feats.at[:, 4:].set(99.0), valid)
-    short = apply(params, feats[:, :4])
-    np.testing.assert_allclose(np.asarray(padded), np.asarray(short), atol=1e-5)
+    r = tiny_qformer_run()
+    np.testing.assert_allclose(r["padded"], r["short"], atol=1e-5)
+    assert not np.allclose(r["short"], r["got"], atol=1e-3)  # the dropped frames did matter
 
 
 def test_real_presets_param_counts():
@@ -88,16 +106,19 @@ def test_bad_inputs_are_named():
 
 @pytest.mark.slow
 def test_eight_devices_match_one():
-    cfg = QFormerConfig.tiny(num_positions=8)
-    m = QFormer(cfg)
-    feats = jnp.asarray(np.random.default_rng(2).normal(size=(8, 6, cfg.encoder_width)), jnp.float32)
-    params = jax.jit(m.init)(jax.random.key(0), feats)
-    single = jax.jit(m.apply)(params, feats)
+    r = tiny_qformer_run()  # the single-device run of the same jitted function
     mesh = make_mesh((1, 8, 1))
     with jax.set_mesh(mesh), nn.logical_axis_rules(LOGICAL_AXIS_RULES):
-        shard = logical_to_shardings(params, mesh)
-        sharded = jax.device_put(params, shard)
-        x = jax.device_put(feats, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(("data", "fsdp"))))
-        multi = jax.jit(m.apply)(sharded, x)
+        # logical axis names come from an abstract init (no compile); the values are the converted params
+        boxed = jax.eval_shape(QFormer(r["cfg"]).init, jax.random.key(0), jnp.asarray(r["feats"]))
+        sharded = jax.device_put({"params": r["params"]}, logical_to_shardings(boxed, mesh))
+        batch = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(("data", "fsdp")))
+        x, valid, short = (jax.device_put(a, batch) for a in (r["feats"], r["valid"], r["feats"][:, :4]))
+        with jax.default_matmul_precision("highest"):
+            multi, padded, short = r["apply"](sharded, x, valid, short)
+    assert any(len(leaf.sharding.device_set) == 8 and not leaf.sharding.is_fully_replicated
+               for leaf in jax.tree_util.tree_leaves(sharded))  # params really are split over the mesh
     assert len(multi.sharding.device_set) == 8
-    np.testing.assert_allclose(np.asarray(multi), np.asarray(single), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(multi), r["got"], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(padded), r["padded"], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(short), r["short"], atol=1e-5)
