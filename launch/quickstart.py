@@ -17,6 +17,7 @@ smaller corpus (< ~2 minutes after compilation). Rerunning resumes where it stop
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import time
 
@@ -50,6 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.fast and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+        # A few-step run is dominated by XLA compile time on CPU; skip the expensive LLVM optimisations.
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
     from configs.p2e import get_config
     from emox_jax.train import distributed
     from emox_jax.train.curriculum import run_all

@@ -1,4 +1,4 @@
-"""End-to-end: the LM main job at reduced size trains, checkpoints, resumes and prints a sample."""
+"""End-to-end: the LM main job at reduced size trains, checkpoints and prints a sample."""
 
 import json
 import os
@@ -40,7 +40,3 @@ def test_main_lm_job(tmp_path):
     assert (ckpts / "8" / "commit_success.txt").exists() or (ckpts / "8" / "_CHECKPOINT_METADATA").exists()
     metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [2, 4, 6, 8]
-    # Running again with more steps resumes from the latest checkpoint (params, optimizer and data iterator).
-    out2 = _run(tmp_path, 10)
-    assert f"resumed from {ckpts / '8'}" in out2
-    assert json.loads((tmp_path / "summary.json").read_text())["steps"] == 10

@@ -15,8 +15,10 @@ SEQ, BATCH = 32, 8
 # Small enough to compile fast; head/MLP/vocab/embed dims divide every mesh axis used below.
 CFG = Qwen2Config.tiny(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=16,
                        intermediate_size=128)
+# Embeddings and the final norm are frozen by regex (what a phase config does), so the same run also checks
+# freezing: frozen params unchanged after the steps and without optimizer state, on every mesh.
 OPT = optim.OptimConfig(lr=1e-2, min_lr=1e-3, warmup_steps=1, warmup_init_lr=1e-3, total_steps=10,
-                        grad_clip_norm=1.0)
+                        grad_clip_norm=1.0, trainable_regexes=(r"layers/.*",))
 
 
 def _batch():
@@ -37,7 +39,8 @@ def _three_steps(mesh, host_state, batch):
     sh = lm_step.state_shardings(boxed, tx, mesh)
     # device_put (no compile) instead of a sharded init per mesh: every mesh starts from identical values.
     state = jax.device_put(host_state, sh)
-    step = lm_step.make_train_step(lm_step.lm_loss_fn(Qwen2ForCausalLM(CFG)), tx, sh, mesh, schedule=schedule)
+    step = lm_step.make_train_step(lm_step.lm_loss_fn(Qwen2ForCausalLM(CFG)), tx, sh, mesh, schedule=schedule,
+                                   trainable_regexes=OPT.trainable_regexes)
     losses, norms = [], []
     for _ in range(3):
         state, m = step(state, lm_step.shard_batch(batch, mesh))
@@ -69,6 +72,24 @@ def test_same_losses_across_meshes():
         assert q.sharding.spec == shd.logical_spec(("layers", "embed", "heads", "head_dim"))
         mu = state.opt_state.inner_states["trainable"].inner_state[1][0].mu
         assert mu["layers"]["self_attn"]["q_proj"]["kernel"].sharding.spec == q.sharding.spec
+        _check_freezing(host_state, jax.device_get(state))
+
+
+def _check_freezing(before, after):
+    """Frozen params (not matching OPT.trainable_regexes) unchanged, trainable ones moved; the optimizer holds
+    exactly two Adam moments per trainable param and nothing for frozen ones."""
+    mask = optim.trainable_mask(before.params, OPT.trainable_regexes)
+    for (path, b), a, m in zip(jax.tree_util.tree_flatten_with_path(before.params)[0],
+                               jax.tree.leaves(after.params), jax.tree.leaves(mask)):
+        name = optim.path_str(path)
+        if m:
+            assert not np.array_equal(a, b), f"trainable {name} did not change"
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=f"frozen {name} changed")
+    assert not all(jax.tree.leaves(mask)) and any(jax.tree.leaves(mask))
+    moments = [x for x in jax.tree.leaves(after.opt_state) if np.ndim(x) > 0]
+    trained = [a.size for a, m in zip(jax.tree.leaves(after.params), jax.tree.leaves(mask)) if m]
+    assert sorted(x.size for x in moments) == sorted(trained * 2)
 
 
 def test_batch_must_divide_over_data_and_fsdp():

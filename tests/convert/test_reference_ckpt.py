@@ -16,7 +16,7 @@ from emox_jax.models.projectors import Projector, ProjectorConfig
 from emox_jax.models.qformer import QFormer, QFormerConfig
 from tests.convert.test_qformer_convert import to_lavis
 from tests.models.test_fusion import TorchMultiScale, torch_state
-from tests.models.test_qformer import hf_qformer
+from tests.models.test_qformer import hf_qformer, quick_jit
 
 CFGS = ReferenceAdapterConfigs(
     video_qformer=QFormerConfig.tiny(num_positions=8), audio_qformer=QFormerConfig.tiny(num_positions=8),
@@ -70,11 +70,18 @@ def test_groups_convert_and_match_torch(reference):
         want_face = t["face_proj"](t["attn"](t["sd"]["facial_encoder.query"].expand(2, -1, -1), f, f)[0]).numpy()
         a3, v3 = torch.randn(2, 8, 72), torch.randn(2, 8, 60)
         want_fusion = t["ms"](a3, v3)[0].numpy()
-    with jax.default_matmul_precision("highest"):
-        hidden = QFormer(CFGS.video_qformer).apply({"params": out["video_qformer"]}, jnp.asarray(feats))
+
+    @quick_jit
+    def run(out, feats, f, a3, v3):  # the three adapter groups in one compile
+        hidden = QFormer(CFGS.video_qformer).apply({"params": out["video_qformer"]}, feats)
         video = Projector(CFGS.video_proj).apply({"params": out["video_proj"]}, hidden)
-        face = FacePooling(CFGS.face_pooling).apply({"params": out["face_pooling"]}, jnp.asarray(f.numpy()))
-        fusion = FusionEncoder(CFGS.fusion).apply({"params": out["fusion"]}, jnp.asarray(a3.numpy()), jnp.asarray(v3.numpy()))
+        face = FacePooling(CFGS.face_pooling).apply({"params": out["face_pooling"]}, f)
+        fusion = FusionEncoder(CFGS.fusion).apply({"params": out["fusion"]}, a3, v3)
+        return video, face, fusion
+
+    groups = {k: out[k] for k in ("video_qformer", "video_proj", "face_pooling", "fusion")}
+    with jax.default_matmul_precision("highest"):
+        video, face, fusion = run(groups, *(jnp.asarray(np.asarray(x)) for x in (feats, f, a3, v3)))
     for got, want in ((video, want_video), (face, want_face), (fusion, want_fusion)):
         assert float(np.max(np.abs(np.asarray(got) - want))) <= 1e-4
 

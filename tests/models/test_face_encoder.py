@@ -17,7 +17,7 @@ from emox_jax.convert.reference_ckpt import face_pooling_params
 from emox_jax.models.face_encoder import (FaceEncoder, FaceEncoderConfig, FacePooling, FacePoolingConfig,
                                           preprocess_pixels, resize_bilinear)
 from emox_jax.sharding import LOGICAL_AXIS_RULES, logical_to_shardings, make_mesh
-from tests.models.test_swin import tiny_face_run
+from tests.models.test_swin import quick_jit, tiny_face_run
 
 
 @pytest.mark.parametrize("src,dst", [((7, 7), (56, 56)), ((3, 5), (8, 8)), ((4, 4), (4, 4))])
@@ -74,7 +74,7 @@ def tiny_pooling_run() -> dict:
     sd.update({f"facial_encoder.attn.{k}": v.numpy() for k, v in attn.state_dict().items()})
     sd.update({f"facial_encoder.face_proj.{k}": v.numpy() for k, v in proj.state_dict().items()})
     params = face_pooling_params(sd, cfg, set(), "test")
-    apply = jax.jit(FacePooling(cfg).apply)
+    apply = quick_jit(FacePooling(cfg).apply)
     x = jnp.asarray(feats.numpy())
     with jax.default_matmul_precision("highest"):
         got, rev = apply({"params": params}, x), apply({"params": params}, x[:, ::-1])

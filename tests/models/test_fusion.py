@@ -16,6 +16,7 @@ flax_unbox = meta.unbox
 
 from emox_jax.convert.reference_ckpt import multiscale_fusion_params
 from emox_jax.models.fusion import FusionConfig, FusionEncoder, MultiScaleFusion
+from tests.models.test_qformer import quick_jit
 
 
 class TorchMultiScale(tnn.Module):
@@ -64,7 +65,7 @@ def test_multiscale_matches_torch_spec_module():
         want, want_gate = tm(audio, visual)
     params = multiscale_fusion_params(torch_state(tm), cfg, set(), "test")
 
-    @jax.jit
+    @quick_jit
     def run(params, audio, visual):  # both applies in one compile
         out = FusionEncoder(cfg).apply({"params": params}, audio, visual)
         return out, MultiScaleFusion(cfg).apply({"params": params["fusion"]}, audio, visual, return_gate=True)[1]
@@ -95,7 +96,7 @@ def variant_run(kind: str) -> dict:
     audio2[1], visual2[1] = rng.normal(size=audio2[1].shape), rng.normal(size=visual2[1].shape)
     m = FusionEncoder(cfg)
 
-    @jax.jit
+    @quick_jit
     def run(key, audio, visual, audio2, visual2):
         out, params = m.init_with_output(key, audio, visual)
         return params, out, m.apply(params, audio2, visual2)

@@ -1,13 +1,15 @@
-"""Optimizer: warmup + cosine schedule, weight-decay mask, regex freezing (no state, params unchanged)."""
+"""Optimizer: warmup + cosine schedule, weight-decay mask, regex freezing.
+
+Freezing inside a real sharded train step (frozen params unchanged, no optimizer state) is checked on every
+mesh by ``tests/test_sharding.py``, which trains with ``trainable_regexes``; here the labels themselves.
+"""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emox_jax import sharding as shd
-from emox_jax.models.qwen2 import Qwen2Config, Qwen2ForCausalLM
-from emox_jax.train import lm_step, optim
+from emox_jax.train import optim
 
 
 def test_schedule_warms_up_then_cosine():
@@ -55,41 +57,18 @@ def test_config_validation():
         optim.check_trainable({"a": {"kernel": jnp.ones(2)}}, optim.OptimConfig(trainable_regexes=(".*lora_.*",)))
 
 
-@pytest.mark.slow
-def test_frozen_params_unchanged_and_stateless():
-    """LoRA-only training of the decoder: base weights frozen by regex, adapters (and only they) move."""
-    cfg = Qwen2Config.tiny(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, head_dim=16,
-                           intermediate_size=64, vocab_size=128, lora_rank=4, lora_targets=("q_proj", "v_proj"))
-    model = Qwen2ForCausalLM(cfg)
-    ocfg = optim.OptimConfig(lr=1e-2, min_lr=1e-3, warmup_steps=0, total_steps=10, weight_decay=0.1,
-                             trainable_regexes=(r".*lora_.*",))
-    tx, schedule = optim.make_optimizer(ocfg)
-    mesh = shd.make_mesh((1, 2, 1), jax.devices()[:2])
-    state, sh = lm_step.init_train_state(lambda r: model.init(r, jnp.zeros((1, 16), jnp.int32))["params"],
-                                         tx, mesh, jax.random.key(0))
-    trainable = optim.check_trainable(state.params, ocfg)
-    assert trainable and all("lora_" in n for n in trainable)
-    before = jax.device_get(state.params)
-    step = lm_step.make_train_step(lm_step.lm_loss_fn(model), tx, sh, mesh, schedule=schedule,
-                                   trainable_regexes=ocfg.trainable_regexes)
-    rng = np.random.default_rng(0)
-    toks = rng.integers(0, 128, (4, 17)).astype(np.int32)
-    batch = {"input_ids": toks[:, :-1], "targets": toks[:, 1:], "loss_mask": np.ones((4, 16), np.float32)}
-    for _ in range(2):
-        state, metrics = step(state, lm_step.shard_batch(batch, mesh))
-    after = jax.device_get(state.params)
-    assert float(metrics["grad_norm"]) > 0
-    mask = optim.trainable_mask(before, ocfg.trainable_regexes)
-    for (path, b), a, m in zip(jax.tree_util.tree_flatten_with_path(before)[0], jax.tree.leaves(after),
-                               jax.tree.leaves(mask)):
-        name = optim.path_str(path)
-        if m:
-            assert not np.array_equal(a, b), f"trainable {name} did not change"
-        else:
-            np.testing.assert_array_equal(a, b, err_msg=f"frozen {name} changed")
-    # Optimizer state holds exactly two Adam moments per trainable param, nothing for frozen ones.
-    n_train = sum(int(m) for m in jax.tree.leaves(mask))
-    arrays = [x for x in jax.tree.leaves(state.opt_state) if x.ndim > 0]
-    assert len(arrays) == 2 * n_train
-    train_sizes = sorted(x.size for x, m in zip(jax.tree.leaves(after), jax.tree.leaves(mask)) if m) * 2
-    assert sorted(x.size for x in arrays) == sorted(train_sizes)
+def test_frozen_params_get_no_state_and_zero_updates():
+    cfg = optim.OptimConfig(lr=0.1, min_lr=0.1, warmup_steps=0, total_steps=10, trainable_regexes=(r".*lora_.*",))
+    tx, _ = optim.make_optimizer(cfg)
+    params = {"q_proj": {"kernel": jnp.ones((4, 4)), "bias": jnp.ones(4), "lora_a": jnp.ones((4, 2)),
+                         "lora_b": jnp.zeros((2, 4))}}
+    state = tx.init(params)
+    # Adam moments exist for the two LoRA factors only (frozen leaves are MaskedNode: no arrays).
+    moments = [x for x in jax.tree.leaves(state) if x.ndim > 0]
+    assert sorted(x.shape for x in moments) == sorted([(4, 2), (2, 4)] * 2)
+    grads = jax.tree.map(jnp.ones_like, params)
+    updates, _ = tx.update(grads, state, params)
+    assert float(jnp.abs(updates["q_proj"]["kernel"]).max()) == 0.0
+    assert float(jnp.abs(updates["q_proj"]["bias"]).max()) == 0.0
+    assert float(jnp.abs(updates["q_proj"]["lora_b"]).min()) > 0.0
+    assert optim.check_trainable(params, cfg) == ["q_proj/lora_a", "q_proj/lora_b"]

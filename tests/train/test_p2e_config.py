@@ -1,0 +1,59 @@
+"""configs/p2e.py: phases, trainable groups, schedule that really warms up, mixture weights, validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from configs import p2e
+from emox_jax.config_utils import ConfigError
+from emox_jax.train.optim import lr_schedule
+from emox_jax.train.p2e_job import build_job
+
+
+@pytest.mark.parametrize("phase", p2e.PHASES)
+def test_real_phase_configs_build(phase):
+    job = build_job(p2e.get_config(phase))
+    assert job.preset == "nano_emox" and job.data.max_length == 1024 and job.model.llm.lora_rank == 16
+    assert (job.optim.b1, job.optim.b2, job.optim.eps, job.optim.weight_decay) == (0.9, 0.999, 1e-8, 0.05)
+    assert job.trainable_regexes == p2e.TRAINABLE[phase]
+    assert job.loop.dtype == "bfloat16" and job.mesh_shape == (1, -1, 1)
+
+
+def test_modalities_follow_the_phase_datasets():
+    mods = {p: build_job(p2e.get_config(f"{p},tiny")).modalities for p in p2e.PHASES}
+    assert mods == {"phase1a": ("audio",), "phase1b": ("face", "frame"),
+                    "phase2": ("multi", "audio", "face", "frame"), "phase3": ("multi", "audio", "face", "frame")}
+
+
+def test_schedule_warms_up_then_cosine_to_min():
+    o = build_job(p2e.get_config("phase1a")).optim
+    s = lr_schedule(o)
+    assert np.isclose(float(s(0)), 1e-6) and np.isclose(float(s(o.warmup_steps)), 3e-4)
+    assert float(s(o.warmup_steps // 2)) < 3e-4 and np.isclose(float(s(o.total_steps)), 1e-4)
+
+
+def test_phase3_mixture_ratios_are_sampling_weights():
+    job = build_job(p2e.get_config("phase3"))
+    w = {d.name: d.weight for d in job.data.datasets}
+    assert w == {"mer_caption_plus": 0.55, "merr_fine": 0.05, "mintrec": 0.02, "mintrec2": 0.03, "avamerg": 0.35}
+    assert job.data.mixture == "weights"
+
+
+def test_all_chains_the_phases():
+    c = p2e.get_config("all,tiny")
+    assert list(c.phases) == list(p2e.PHASES) and c.pretrain_lm.steps > 0
+    assert p2e.INIT_FROM == {"phase1a": (), "phase1b": (), "phase2": ("phase1a", "phase1b"), "phase3": ("phase2",)}
+
+
+def test_bad_configs_name_the_key():
+    with pytest.raises(ConfigError, match="unknown word 'phase4'"):
+        p2e.get_config("phase4,tiny")
+    c = p2e.get_config("phase1a,tiny")
+    c.data.frame_tokens = 5
+    with pytest.raises(ConfigError, match="data.frame_tokens=5 but the model makes 8 frame tokens"):
+        build_job(c)
+    c = p2e.get_config("phase1a,tiny")
+    c.loop.grad_accum = 3
+    with pytest.raises(ConfigError, match="not divisible by grad_accum 3"):
+        build_job(c)
