@@ -177,12 +177,24 @@ def initial_params(job: PhaseJob, abstract_plain: Any, shardings: Any, log=print
         log(f"[{job.phase}] base model from {job.base}")
         params = load_params(job.base, with_shardings(abstract_plain, shardings), expect={"preset": job.preset})
     else:
-        rng = jax.random.key(job.loop.seed)
-        params = jax.jit(lambda r: nn.meta.unbox(init_params(job.model, r, batch=1, length=max(
-            64, sum(job.model.token_counts.values()) + 2))), out_shardings=shardings)(rng)
+        params = _init_fn(job.model, shardings)(jax.random.key(job.loop.seed))
     for d in job.init_from:
         params = overlay_from(d, params, abstract_plain, shardings, job, log)
     return params
+
+
+_INIT_FNS: dict = {}
+
+
+def _init_fn(model: NanoEmoXConfig, shardings: Any):
+    """The jitted random init for ``model`` placed with ``shardings``, compiled once per process."""
+    flat = jax.tree.leaves(shardings)
+    key = (model, tuple(flat), jax.tree.structure(shardings))
+    if key not in _INIT_FNS:
+        length = max(64, sum(model.token_counts.values()) + 2)
+        _INIT_FNS[key] = jax.jit(lambda r: nn.meta.unbox(init_params(model, r, batch=1, length=length)),
+                                 out_shardings=shardings)
+    return _INIT_FNS[key]
 
 
 def overlay_from(workdir: str, params: dict, abstract_plain: Any, shardings: Any, job: PhaseJob, log=print) -> dict:

@@ -10,7 +10,7 @@ import pytest
 from emox_jax.convert.io import CheckpointFormatError
 from emox_jax.convert.qformer import convert_cli, init_from_bert, qformer_params_from_state_dict
 from emox_jax.models.qformer import QFormerConfig
-from tests.models.test_qformer import hf_qformer
+from tests.models.test_qformer import hf_qformer, quick_compiles
 
 
 def to_lavis(sd: dict, prefix: str) -> dict:
@@ -90,5 +90,6 @@ def test_convert_cli_writes_orbax(tmp_path):
 def test_check_parity_kind_qformer(capsys):
     from launch.check_parity import main
 
-    assert main(["--kind", "qformer", "--seq-len", "8"]) == 0
+    with quick_compiles():
+        assert main(["--kind", "qformer", "--seq-len", "8"]) == 0
     assert '"kind": "qformer"' in capsys.readouterr().out

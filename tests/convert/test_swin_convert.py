@@ -18,6 +18,7 @@ from emox_jax.convert.io import CheckpointFormatError, TensorMismatchError
 from emox_jax.convert.swin import face_encoder_params_from_file, face_encoder_params_from_state_dict
 from emox_jax.models.face_encoder import FaceEncoderConfig
 from emox_jax.models.swin import relative_position_index
+from tests.models.test_qformer import quick_compiles
 from tests.models.test_swin import hf_tiny_swin
 
 
@@ -111,5 +112,6 @@ def test_other_architectures_are_named(setup):
 def test_check_parity_kind_swin(capsys):
     from launch.check_parity import main
 
-    assert main(["--kind", "swin", "--batch", "1"]) == 0
+    with quick_compiles():
+        assert main(["--kind", "swin", "--batch", "1"]) == 0
     assert '"kind": "swin"' in capsys.readouterr().out

@@ -7,6 +7,7 @@ checked by adding it to HF's encoder input by hand.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import jax
@@ -24,6 +25,17 @@ from emox_jax.sharding import LOGICAL_AXIS_RULES, logical_to_shardings, make_mes
 # These programs are tiny: XLA's LLVM optimisation costs far more CPU than it saves at run time, and it does not
 # change the maths (fp32 results agree to ~1 ulp), so the tests compile at backend optimisation level 0.
 quick_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
+
+
+@contextlib.contextmanager
+def quick_compiles():
+    """The same for code we do not jit ourselves (the parity CLI): JAX's global switch, restored afterwards."""
+    old = jax.config.values["jax_disable_most_optimizations"]
+    jax.config.update("jax_disable_most_optimizations", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_disable_most_optimizations", old)
 
 
 def hf_qformer(cfg: QFormerConfig, seed: int = 0):
