@@ -15,6 +15,7 @@ NOTEBOOK = REPO / "launch" / "colab_quickstart.ipynb"
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_colab_notebook_executes(tmp_path, monkeypatch):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)

@@ -15,6 +15,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_quickstart_fast_runs_every_phase(tmp_path):
     env = dict(os.environ)
     # One CPU device as on a user's machine; fewer XLA optimisations (compilation dominates a few-step run).

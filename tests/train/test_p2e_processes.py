@@ -25,7 +25,7 @@ from emox_jax.train import loop
 from emox_jax.train.checkpoint import Checkpointer
 from tests.train.p2e_testlib import synthetic_batch, tiny_job
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 REPO = pathlib.Path(__file__).resolve().parents[2]
 RTOL = 2e-5  # different device counts reduce in different orders (fp32)
 

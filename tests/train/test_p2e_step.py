@@ -19,7 +19,7 @@ from emox_jax.train import p2e_job as J
 from emox_jax.train import p2e_step as S
 from tests.train.p2e_testlib import synthetic_batch, tiny_job
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 MESH_RTOL = 2e-5
 
 
