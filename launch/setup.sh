@@ -14,7 +14,7 @@ fi
 stamp=".venv/.installed-$(cat "$want" requirements.txt pyproject.toml | sha1sum | cut -c1-12)-$(basename "$want")"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -r "$want"
-  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
   touch "$stamp"
 fi
 # The tiny preset's sentencepiece model is trained here, at build time, from the repository's own corpus.
