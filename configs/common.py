@@ -79,14 +79,19 @@ class LoopConfig:
             raise ValueError(f"ckpt_every must be >= 0, got {self.ckpt_every}")
 
 
-def optim_section(**overrides: Any) -> ml_collections.ConfigDict:
-    """The ``optim`` section with every ``OptimConfig`` field (defaults, then ``overrides``)."""
-    fields = {f.name: f.default for f in dataclasses.fields(OptimConfig)}
+def _section(cls: type, what: str, overrides: dict[str, Any]) -> ml_collections.ConfigDict:
+    """A config section with every field of dataclass ``cls`` (defaults, then ``overrides``)."""
+    fields = {f.name: f.default for f in dataclasses.fields(cls)}
     bad = [k for k in overrides if k not in fields]
     if bad:
-        raise ConfigError(f"optim_section: unknown optim keys {bad}; valid: {sorted(fields)}")
+        raise ConfigError(f"{what}_section: unknown {what} keys {bad}; valid: {sorted(fields)}")
     fields.update(overrides)
     return ml_collections.ConfigDict(fields)
+
+
+def optim_section(**overrides: Any) -> ml_collections.ConfigDict:
+    """The ``optim`` section with every ``OptimConfig`` field (defaults, then ``overrides``)."""
+    return _section(OptimConfig, "optim", overrides)
 
 
 def mesh_section(shape: Sequence[int] = (1, -1, 1)) -> ml_collections.ConfigDict:
@@ -94,12 +99,8 @@ def mesh_section(shape: Sequence[int] = (1, -1, 1)) -> ml_collections.ConfigDict
 
 
 def loop_section(**overrides: Any) -> ml_collections.ConfigDict:
-    fields = {f.name: f.default for f in dataclasses.fields(LoopConfig)}
-    bad = [k for k in overrides if k not in fields]
-    if bad:
-        raise ConfigError(f"loop_section: unknown loop keys {bad}; valid: {sorted(fields)}")
-    fields.update(overrides)
-    return ml_collections.ConfigDict(fields)
+    """The ``loop`` section with every ``LoopConfig`` field (defaults, then ``overrides``)."""
+    return _section(LoopConfig, "loop", overrides)
 
 
 def dataclass_section(obj: Any) -> ml_collections.ConfigDict:
