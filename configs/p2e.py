@@ -143,8 +143,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.phases = ml_collections.ConfigDict({p: phase_config(p, preset) for p in PHASES})
     # Phase 0 (tiny only): pretrain the random-init tiny LM on text so the LM frozen in phases 1-2 is a
     # language model; steps=0 skips it (users with real weights give `base` from launch.convert instead).
-    c.pretrain_lm = ml_collections.ConfigDict(dict(steps=150 if preset == "tiny" else 0, lr=3e-3, batch_size=16,
-                                                   seq_len=128))
+    # Windows of 320 tokens hold a whole text-mode prompt + answer (packed without splitting, see phase0).
+    c.pretrain_lm = ml_collections.ConfigDict(dict(steps=300 if preset == "tiny" else 0, lr=3e-3, batch_size=8,
+                                                   seq_len=320, corpus_lines=200))
     c.base = ""
     c.eval_generate = ml_collections.ConfigDict(dict(max_new_tokens=96, per_task=24))
     return common.lock(c)

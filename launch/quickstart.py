@@ -10,7 +10,8 @@
 5. writes ``report.md`` and ``loss_curves.png`` in the work dir.
 
 About 10 minutes on 2 CPU cores. ``--fast`` (the CI end-to-end test) runs every phase for a few steps on a
-smaller corpus (< ~2 minutes after compilation). Rerunning resumes where it stopped. Only what
+smaller corpus (< ~2 minutes after compilation). Rerunning resumes where it stopped; compiled programs are
+cached in ``WORKDIR/.jax_cache`` (unless ``JAX_COMPILATION_CACHE_DIR`` points elsewhere). Only what
 ``launch/setup.sh`` installed is needed (the tiny tokenizer is trained there).
 """
 
@@ -26,7 +27,8 @@ def fast_overrides(config) -> None:
     """Every phase a few steps, a small corpus, short generations (the CI end-to-end test)."""
     config.pretrain_lm.steps = 4
     config.pretrain_lm.batch_size = 4
-    config.pretrain_lm.seq_len = 64
+    config.pretrain_lm.seq_len = 320
+    config.pretrain_lm.corpus_lines = 50
     config.eval_generate.max_new_tokens = 8
     config.eval_generate.per_task = 4
     for name in config.phases:
@@ -54,6 +56,13 @@ def main(argv=None) -> int:
     if args.fast and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
         # A few-step run is dominated by XLA compile time on CPU; skip the expensive LLVM optimisations.
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+    import jax
+
+    if not jax.config.jax_compilation_cache_dir:
+        # Compiling dominates a CPU run of the tiny model; a rerun (resume after an interruption, or the same
+        # job again) reuses the programs compiled before from the work dir's cache.
+        jax.config.update("jax_compilation_cache_dir", str(pathlib.Path(args.workdir).absolute() / ".jax_cache"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     from configs.p2e import get_config
     from emox_jax.train import distributed
     from emox_jax.train.curriculum import run_all

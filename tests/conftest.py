@@ -8,6 +8,15 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One persistent XLA compilation cache for the whole run: pytest-xdist workers and the subprocesses the
+# end-to-end tests start (quickstart, notebook kernel, multi-process workers) compile many identical programs
+# (the tiny model's init and per-phase steps); on 2 CPU cores compiling, not running, is what CI pays for.
+# Only compilations over 1 s are stored. Point EMOX_TEST_COMPILE_CACHE at "" to disable it.
+_CACHE = os.environ.get("EMOX_TEST_COMPILE_CACHE",
+                        str(pathlib.Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax_compile"))
+if _CACHE:
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE)
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 
 import pytest  # noqa: E402
 

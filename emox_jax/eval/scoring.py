@@ -132,16 +132,31 @@ def read_ground_truth(path: str | pathlib.Path, task: str) -> dict[str, dict[str
     return rows
 
 
+EXTRACTORS = ("template", "lexicon", "llm")
+LLM_TASKS = ("mer", "ovmer", "eri")
+
+
 def score(task: str, preds: Mapping[str, str], gt: Mapping[str, Mapping[str, str]], *, mode: str = "clean",
-          extractor: str = "template") -> dict:
+          extractor: str = "template", judge=None) -> dict:
     """Score raw answers `preds` ({id: text}) against `gt` ({id: row with 'label' (+ 'response'/'emotion')}).
 
-    extractor: "template" (default) or "lexicon" — how mer/ovmer/msa answers without a template are read.
+    extractor: how mer/ovmer/msa answers without a template are read: "template" (default: not at all),
+    "lexicon" (a scan for emotion-wheel words), or "llm" (mer/ovmer: the answers the templates cannot read are
+    sent to ``judge.extract_labels``, the reference's "reason -> open set" step, run locally; eri: adds the
+    judge's ``llm_*`` scores). ``judge``: an ``emox_jax.eval.llm_judge.LLMJudge`` (required for "llm").
     Returns a flat-ish dict: task, mode, counts (n_gt, n_pred, n_scored, n_unparsable, n_missing_pred,
     n_missing_gt), the task's metrics, and `parity_quirks` (names) in parity mode.
     """
     _check_task(task)
     check_mode(mode)
+    if extractor not in EXTRACTORS:
+        raise ScoringInputError(f"unknown extractor {extractor!r}; expected one of {EXTRACTORS}")
+    if extractor == "llm":
+        if task not in LLM_TASKS:
+            raise ScoringInputError(f"extractor 'llm' applies to {LLM_TASKS}, not {task!r} (its answers are "
+                                    "read by templates: use 'template' or 'lexicon')")
+        if judge is None:
+            raise ScoringInputError("extractor 'llm' needs a judge model (launch.score --judge DIR)")
     missing_pred = [k for k in gt if k not in preds]
     extra = [k for k in preds if k not in gt]
     ids = [k for k in gt if k in preds] if mode == "parity" else list(gt)
@@ -150,7 +165,11 @@ def score(task: str, preds: Mapping[str, str], gt: Mapping[str, Mapping[str, str
     wheels = load_wheels()
     n_unparsable: int
     if task in ("mer", "ovmer"):
-        parsed = [parse_emotion_list(a, extractor=extractor, wheels=wheels) for a in answers]
+        parsed = [parse_emotion_list(a, extractor="template" if extractor == "llm" else extractor, wheels=wheels)
+                  for a in answers]
+        n_llm = 0
+        if extractor == "llm":
+            parsed, n_llm = _llm_fallback(parsed, answers, judge)
         words = [p.value if p.parsed else [] for p in parsed]
         n_unparsable = sum(not p.parsed for p in parsed)
         if task == "mer":
@@ -158,6 +177,8 @@ def score(task: str, preds: Mapping[str, str], gt: Mapping[str, Mapping[str, str
         else:
             m = metrics_mer.wheel_set_prf([split_emotion_list(lab) for lab in labels], words, mode=mode,
                                           wheels=wheels)
+        if extractor == "llm":
+            m["n_llm_extracted"] = n_llm
     elif task == "msa":
         parsed = [parse_sentiment(a, extractor=extractor, wheels=wheels) for a in answers]
         n_unparsable = sum(not p.parsed for p in parsed)
@@ -181,12 +202,16 @@ def score(task: str, preds: Mapping[str, str], gt: Mapping[str, Mapping[str, str
         emos = emos if ids and all(e is not None and e.strip() for e in emos) else None
         m = metrics_eri.eri_scores(labels, answers, emos, mode=mode, wheels=wheels)
         n_unparsable = m.pop("n_unparsable")
+        if extractor == "llm":
+            llm = judge.score_eri(labels, answers)
+            llm.pop("n_scored", None)
+            m |= llm
     m.pop("n_scored", None)
     # A missing answer is scored as "" (unparsable) in clean mode but reported under n_missing_pred only.
     n_unparsable -= sum(k not in preds for k in ids)
     out = {"task": task, "mode": mode, "n_gt": len(gt), "n_pred": len(preds), "n_scored": len(ids),
            "n_unparsable": n_unparsable, "n_missing_pred": len(missing_pred), "n_missing_gt": len(extra)}
-    if task in ("mer", "ovmer", "msa"):
+    if task in ("mer", "ovmer", "msa") or extractor == "llm":
         out["extractor"] = extractor
     out |= m
     if mode == "parity":
@@ -194,11 +219,29 @@ def score(task: str, preds: Mapping[str, str], gt: Mapping[str, Mapping[str, str
     return out
 
 
+def _llm_fallback(parsed: list, answers: list[str], judge) -> tuple[list, int]:
+    """Send the answers no template could read to the judge's label extraction; (parsed, how many it read)."""
+    from emox_jax.eval.parsers import ParsedAnswer
+
+    todo = [i for i, p in enumerate(parsed) if not p.parsed and answers[i].strip()]
+    if not todo:
+        return parsed, 0
+    lists = judge.extract_labels([answers[i] for i in todo])
+    out, n = list(parsed), 0
+    for i, words in zip(todo, lists):
+        words = [w.strip().lower() for w in (words or []) if w.strip()]
+        if words:   # an unreadable or empty judge reply leaves the answer unparsable (counted)
+            out[i] = ParsedAnswer("parsed", words, "llm", answers[i])
+            n += 1
+    return out, n
+
+
 def score_files(task: str, pred_path: str | pathlib.Path, gt_path: str | pathlib.Path, *, mode: str = "clean",
-                extractor: str = "template") -> dict:
+                extractor: str = "template", judge=None) -> dict:
     """`score` on files (see the module docstring for their formats)."""
     _check_task(task)
-    return score(task, read_predictions(pred_path), read_ground_truth(gt_path, task), mode=mode, extractor=extractor)
+    return score(task, read_predictions(pred_path), read_ground_truth(gt_path, task), mode=mode, extractor=extractor,
+                 judge=judge)
 
 
 def to_json(result: dict) -> str:

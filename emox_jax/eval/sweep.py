@@ -341,6 +341,12 @@ def run_sweep(cfg: Mapping[str, Any], *, mesh=None, predictor_factory: Callable 
         summary |= write_tables(workdir, [Cell(c, s, ds, sp) for c, s in ckpts for ds in datasets for sp in splits],
                                 report_best_on_test=bool(cfg.get("report_best_on_test", False)),
                                 plots=bool(cfg.get("plots", True)))
+    if jax.process_count() > 1:
+        # Process 0 writes the tables and plots while the others would already be leaving; a process that
+        # exits early waits alone at jax.distributed's shutdown barrier and can time out there.
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("emox_jax.eval.sweep: tables written")
     return summary
 
 

@@ -51,12 +51,12 @@ def run_all(config, workdir: str | pathlib.Path, *, log: Callable[[str], None] |
         if not done:
             from configs.p2e import TINY_TASKS
             from emox_jax.assets.corpus import CORPUS_FILE
-            from emox_jax.train.phase0 import pretrain_lm, text_lines, write_base
+            from emox_jax.train.phase0 import pretrain_lm, text_sequences, write_base
 
             recs = emosynth_records(first.emosynth["clips"], first.emosynth["seed"], "train")
-            lines = text_lines(recs, list(TINY_TASKS.values()))
+            lines = text_sequences(recs, list(TINY_TASKS.values()), tok, max_length=int(config.pretrain_lm.seq_len))
             if CORPUS_FILE.exists():
-                lines += CORPUS_FILE.read_text().splitlines()[:1000]
+                lines += CORPUS_FILE.read_text().splitlines()[:int(config.pretrain_lm.corpus_lines)]
             p = config.pretrain_lm
             say(f"[phase0] pretraining the tiny LM on {len(lines)} text lines for {p.steps} steps")
             dec, phase0_losses = pretrain_lm(first.model, lines, tok, steps=int(p.steps), lr=float(p.lr),
@@ -68,8 +68,9 @@ def run_all(config, workdir: str | pathlib.Path, *, log: Callable[[str], None] |
             phase0_losses = json.loads((root / "phase0_losses.json").read_text())
         base = str(base_dir)
 
-    results, evals = [], {}
-    batches = None
+    results, evals, modes = [], {}, {}
+    batches: dict[str, dict] = {}   # eval mode -> prepared task batches
+    test = None
     eg = config.eval_generate
     for phase in PHASES:
         pc = config.phases[phase]
@@ -87,18 +88,21 @@ def run_all(config, workdir: str | pathlib.Path, *, log: Callable[[str], None] |
                 say(f"[{phase}] stopped at step {res.final_step}; rerun the same command to resume")
                 return results
         if evaluate and job.emosynth.get("clips") and main:
-            from emox_jax.train.gen_eval import evaluate_tasks, prepare
+            from emox_jax.train.gen_eval import eval_mode, evaluate_tasks, prepare
             from emox_jax.train.p2e_job import load_for_inference
 
-            if batches is None:
+            mode = eval_mode(job.modalities)   # what this phase has trained (+ the words)
+            if test is None:
                 test = emosynth_records(job.emosynth["clips"], job.emosynth["seed"], "test")
-                batches = prepare(test, job.data, tok, per_task=per_task or int(eg.per_task))
+            if mode not in batches:
+                batches[mode] = prepare(test, job.data, tok, per_task=per_task or int(eg.per_task), mode=mode)
             cfg, params, _ = load_for_inference(str(pdir))
-            evals[phase] = evaluate_tasks(cfg, params, batches, tok, int(eg.max_new_tokens))
+            evals[phase] = evaluate_tasks(cfg, params, batches[mode], tok, int(eg.max_new_tokens))
+            modes[phase] = mode
             (root / "eval").mkdir(exist_ok=True)
             (root / "eval" / f"{phase}.json").write_text(json.dumps(evals[phase], indent=1))
-            say(report_lib.format_table(phase, evals[phase]))
+            say(report_lib.format_table(phase, evals[phase], modes[phase]))
     if main:
-        report_lib.write_report(root, evals, phase0_losses)
+        report_lib.write_report(root, evals, phase0_losses, modes)
         say(f"report: {root / 'report.md'}")
     return results

@@ -1,7 +1,9 @@
 """End-of-phase task evaluation: greedy generation on held-out EmoSynth, scored by ``emox_jax.eval.scoring``.
 
-For each of the six tasks the held-out records are rendered in the main modality mode with that task's label
-type (first question paraphrase); the prompt is the sequence up to the first supervised token; modality tokens
+For each of the six tasks the held-out records are rendered with that task's label type (first question
+paraphrase) in the modality mode of what the phase trained (``eval_mode``: phase 1a = audio + words, 1b = face
++ frames + words, 2 and 3 = every branch; a branch whose adapter is still at its random init would only feed
+the frozen LM noise); the prompt is the sequence up to the first supervised token; modality tokens
 are spliced in (``NanoEmoX.embed_inputs``) and the decoder generates greedily (``generate_from_embeds``) until
 ``###`` / EOS. Chance level per task = the score of the ground-truth answers shuffled across samples (right
 format, label marginals kept, no information about the clip), averaged over a few permutations.
@@ -23,6 +25,17 @@ TASK_LABEL_TYPES = {"msa": "sentiment", "mer": "onehot_w_candidates", "ovmer": "
 PRIMARY = {"msa": "weighted_f1", "mer": "hit_rate", "ovmer": "f", "eri": "wheel_f", "mir": "accuracy",
            "erg": "emotion_accuracy"}
 MAIN_MODE = "multiface_audio_face_frame_text"
+
+
+def eval_mode(modalities: Sequence[str]) -> str:
+    """The modality mode holding exactly ``modalities`` (a phase's trained branches) plus the words."""
+    from data_pipelines.prompts import MODE_MODALITIES
+
+    want = set(modalities) | {"text"}
+    for mode, mods in MODE_MODALITIES.items():
+        if set(mods) == want:
+            return mode
+    return MAIN_MODE
 
 
 def gt_row(task: str, r: Mapping) -> dict[str, str]:
@@ -59,16 +72,19 @@ class TaskBatch:
     ids: list
     targets: dict
     gt: dict
+    modalities: tuple = MODALITIES   # the branches the prompts hold placeholders for
 
 
 def prepare(records: Sequence[Mapping], data_cfg, tokenizer, tasks: Sequence[str] = tuple(TASK_LABEL_TYPES),
-            per_task: int = 24) -> dict[str, TaskBatch]:
-    """Tokenised held-out prompts per task (main mode), at most ``per_task`` each."""
+            per_task: int = 24, mode: str = MAIN_MODE) -> dict[str, TaskBatch]:
+    """Tokenised held-out prompts per task in modality ``mode``, at most ``per_task`` each."""
     from data_pipelines.pipeline import DatasetSpec, make_eval_iterator
+    from data_pipelines.prompts import MODE_MODALITIES
 
+    mods = tuple(m for m in MODALITIES if m in MODE_MODALITIES[mode])
     out = {}
     for task in tasks:
-        spec = DatasetSpec(name=f"emosynth_{task}", split="test", modality_mode=MAIN_MODE,
+        spec = DatasetSpec(name=f"emosynth_{task}", split="test", modality_mode=mode,
                            label_type=TASK_LABEL_TYPES[task])
         cfg = dataclasses.replace(data_cfg, datasets=(spec,), batch_size=per_task)
         it = make_eval_iterator(cfg, tokenizer, sources={spec.name: list(records)}, process_index=0,
@@ -80,7 +96,7 @@ def prepare(records: Sequence[Mapping], data_cfg, tokenizer, tasks: Sequence[str
         arrays = {k: np.asarray(v)[keep] for k, v in b.items() if np.asarray(v).dtype.kind in "iuf"}
         out[task] = TaskBatch(arrays=arrays, ids=ids,
                               targets={i: str(t) for i, t in zip(ids, np.asarray(b["target"])[keep])},
-                              gt={i: gt_row(task, by_id[i]) for i in ids})
+                              gt={i: gt_row(task, by_id[i]) for i in ids}, modalities=mods)
     return out
 
 
@@ -93,8 +109,8 @@ def _stop_ids(tokenizer) -> tuple[int, ...]:
     return tuple(i for i in ids if i is not None and i >= 0)
 
 
-def generate_answers(model_cfg: NanoEmoXConfig, params, tb: TaskBatch, tokenizer, max_new_tokens: int = 96,
-                     modalities: Sequence[str] = MODALITIES) -> dict[str, str]:
+def generate_answers(model_cfg: NanoEmoXConfig, params, tb: TaskBatch, tokenizer,
+                     max_new_tokens: int = 96) -> dict[str, str]:
     """Greedy answers ``{id: text}`` for one task's prompts."""
     from emox_jax.infer.generate import GenerateConfig, generate_from_embeds
     from emox_jax.infer.sampling import SamplingConfig
@@ -102,7 +118,7 @@ def generate_answers(model_cfg: NanoEmoXConfig, params, tb: TaskBatch, tokenizer
     a = tb.arrays
     lm = np.asarray(a["loss_mask"])
     plen = (lm.argmax(axis=1) + 1).astype(np.int32)   # labels are shifted: first target at argmax+1
-    embeds = _embed(model_cfg, params, {k: jnp.asarray(v) for k, v in a.items()}, tuple(modalities))
+    embeds = _embed(model_cfg, params, {k: jnp.asarray(v) for k, v in a.items()}, tuple(tb.modalities))
     gen = GenerateConfig(max_new_tokens=max_new_tokens, sampling=SamplingConfig(greedy=True),
                          stop_token_ids=_stop_ids(tokenizer), pad_id=tokenizer.pad_id)
     out = generate_from_embeds(params["decoder"], embeds, jnp.asarray(plen), jax.random.key(0),
@@ -125,7 +141,10 @@ def _embed(model_cfg, params, a, modalities):
 
         def f(p, a):
             starts = {m: a[f"{m}_pos"] for m in modalities}
-            return model.apply({"params": p}, a["input_ids"], frames=a.get("frames"), audio=a.get("audio"),
+            need_frames = bool({"frame", "face", "multi"} & set(modalities))
+            need_audio = bool({"audio", "multi"} & set(modalities))
+            return model.apply({"params": p}, a["input_ids"], frames=a.get("frames") if need_frames else None,
+                               audio=a.get("audio") if need_audio else None,
                                starts=starts, modalities=modalities, method=NanoEmoX.embed_inputs)
 
         _EMBED_CACHE[key] = jax.jit(f)

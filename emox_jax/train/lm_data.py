@@ -19,12 +19,23 @@ import numpy as np
 from emox_jax.tokenizer import Tokenizer
 
 
-def pack_lines(lines: Sequence[str], tokenizer: Tokenizer, seq_len: int) -> dict[str, np.ndarray]:
-    """Windows ``[N, seq_len]`` of ``input_ids``, ``targets``, ``segment_ids`` (int32) and ``loss_mask`` (f32)."""
+def pack_lines(lines: Sequence[str | Sequence[int]], tokenizer: Tokenizer, seq_len: int, *,
+               whole: bool = False) -> dict[str, np.ndarray]:
+    """Windows ``[N, seq_len]`` of ``input_ids``, ``targets``, ``segment_ids`` (int32) and ``loss_mask`` (f32).
+
+    A line is text (becomes ``[bos] + encode(line) + [eos]``) or an already tokenised segment (a sequence of
+    ids, used as is: e.g. a prompt tokenised by ``data_pipelines.tokenize`` exactly as the trainer will see it).
+    ``whole=True`` never splits a line across windows (a window is closed and padded, segment 0, when the next
+    line does not fit; a longer line keeps its first ``seq_len + 1`` tokens): for prompt + answer segments,
+    whose answer must be learned in the context of the whole prompt at the positions inference will use.
+    """
+    segs = [[tokenizer.bos_id, *tokenizer.encode(line), tokenizer.eos_id] if isinstance(line, str)
+            else [int(t) for t in line] for line in lines]
+    if whole:
+        return _pack_whole(segs, seq_len, pad_id=int(getattr(tokenizer, "pad_id", 0) or 0))
     ids: list[int] = []
     seg: list[int] = []
-    for i, line in enumerate(lines):
-        toks = [tokenizer.bos_id, *tokenizer.encode(line), tokenizer.eos_id]
+    for i, toks in enumerate(segs):
         ids.extend(toks)
         seg.extend([i] * len(toks))
     ids_a, seg_a = np.asarray(ids, np.int32), np.asarray(seg, np.int64)
@@ -34,11 +45,41 @@ def pack_lines(lines: Sequence[str], tokenizer: Tokenizer, seq_len: int) -> dict
     idx = np.arange(n)[:, None] * seq_len + np.arange(seq_len + 1)[None, :]
     win, wseg = ids_a[idx], seg_a[idx]
     wseg = (wseg - wseg[:, :1] + 1).astype(np.int32)  # lines numbered from 1 inside each window (0 = padding)
+    return _arrays(win, wseg)
+
+
+def _pack_whole(segs: list[list[int]], seq_len: int, pad_id: int) -> dict[str, np.ndarray]:
+    width = seq_len + 1
+    wins, wsegs = [], []
+    cur: list[int] = []
+    cur_seg: list[int] = []
+
+    def flush():
+        if cur:
+            wins.append(cur + [pad_id] * (width - len(cur)))
+            wsegs.append(cur_seg + [0] * (width - len(cur_seg)))
+
+    for toks in segs:
+        toks = toks[:width]
+        if len(cur) + len(toks) > width:
+            flush()
+            cur, cur_seg = [], []
+        k = (cur_seg[-1] + 1) if cur_seg else 1
+        cur += toks
+        cur_seg += [k] * len(toks)
+    flush()
+    if not wins:
+        raise ValueError("no lines to pack")
+    return _arrays(np.asarray(wins, np.int32), np.asarray(wsegs, np.int32))
+
+
+def _arrays(win: np.ndarray, wseg: np.ndarray) -> dict[str, np.ndarray]:
     return {
         "input_ids": win[:, :-1],
         "targets": win[:, 1:],
         "segment_ids": wseg[:, :-1],
-        "loss_mask": (wseg[:, 1:] == wseg[:, :-1]).astype(np.float32),
+        # Targets inside one line only: not the next line's bos, not padding.
+        "loss_mask": ((wseg[:, 1:] == wseg[:, :-1]) & (wseg[:, 1:] > 0)).astype(np.float32),
     }
 
 

@@ -3,8 +3,10 @@
 No pretrained weights exist offline, so the tiny preset's frozen backbones are random. CLIP / HuBERT / Swin
 stay random (frozen random features still carry the input's information; the adapters learn to read them),
 but a random frozen LM would make phases 1-2 meaningless, so the decoder is first trained as a plain causal
-LM on (a) EmoSynth training prompts rendered as text in the ``text`` modality mode with their answers, one per
-task, and (b) the corpus the package ships. The result is written as the base params dir every phase starts
+LM on (a) EmoSynth training prompts in the ``text`` modality mode with their answers, one per task, tokenised
+exactly as the P2E pipeline tokenises them and packed whole (one prompt + answer never straddles two windows,
+so answers are learned after their whole prompt and at the positions inference uses), and (b) some lines of the
+corpus the package ships. The result is written as the base params dir every phase starts
 from. Users with real weights skip this and pass ``--config.base`` from ``launch.convert``.
 """
 
@@ -27,34 +29,47 @@ from emox_jax.train.p2e_job import save_params
 from emox_jax.train.p2e_step import merge
 
 
-def text_lines(records: Sequence[dict], label_types: Sequence[str], seed: int = 0) -> list[str]:
-    """Each record rendered once per label type (``text`` mode, answer included), shuffled."""
+def text_sequences(records: Sequence[dict], label_types: Sequence[str], tokenizer, seed: int = 0,
+                   max_length: int = 1024) -> list[list[int]]:
+    """Each record's ``text``-mode prompt + answer per label type, tokenised by ``data_pipelines.tokenize``
+    exactly as the P2E pipeline does (prompt and answer encoded separately, BOS/EOS), shuffled.
+
+    Why not plain text: the pipeline never merges tokens across the prompt/answer boundary (``"Assistant: "``
+    ends in a lone space token, then ``"The"``), while the same line tokenised as a whole gives
+    ``"Assistant:" "▁The"``. An LM pretrained on whole lines and then frozen (phases 1-2) never learns the
+    answer's first token after the lone space, and greedy answers start with ``###`` (seen in the quickstart).
+    Long prompts are truncated to ``max_length`` the pipeline's way (subtitle / history first).
+    """
     from data_pipelines import prompts
+    from data_pipelines.tokenize import TokenizeConfig, TruncationError, make_encoder, tokenize_prompt
 
     rng = np.random.default_rng(seed)
-    lines = []
+    cfg = TokenizeConfig(max_length=max_length)
+    enc = make_encoder(tokenizer, cfg)
+    seqs = []
     for r in records:
         for lt in label_types:
             try:
                 spec = prompts.build_prompt(r, lt, "text", prompts.PromptConfig(), rng)
-            except prompts.PromptError:
+                seqs.append(tokenize_prompt(spec, tokenizer, cfg, encoder=enc)["input_ids"].tolist())
+            except (prompts.PromptError, TruncationError):
                 continue
-            p, t = prompts.render_text(spec, bos="", eos="")
-            lines.append((p + t).replace("\n", " "))
-    rng.shuffle(lines)
-    return lines
+    order = rng.permutation(len(seqs))
+    return [seqs[i] for i in order]
 
 
-def pretrain_lm(model_cfg: NanoEmoXConfig, lines: Sequence[str], tokenizer, *, steps: int, lr: float,
+def pretrain_lm(model_cfg: NanoEmoXConfig, lines: Sequence[str | Sequence[int]], tokenizer, *, steps: int, lr: float,
                 batch_size: int, seq_len: int, seed: int = 0, log: Callable[[str], None] = print) -> tuple[dict, list]:
-    """Train the decoder (LoRA off) as a causal LM; returns (decoder params without LoRA, per-step losses)."""
+    """Train the decoder (LoRA off) as a causal LM on text lines and/or tokenised sequences (``pack_lines``);
+    returns (decoder params without LoRA, per-step losses)."""
     from tqdm import tqdm
 
     from emox_jax.train.lm_data import lm_batches, pack_lines
 
     cfg = model_cfg.llm.replace(lora_rank=0, dtype="float32")
     model = Qwen2ForCausalLM(cfg)
-    arrays = pack_lines(list(lines), tokenizer, seq_len)
+    # Whole segments per window: an answer is learned after its whole prompt, at inference's positions.
+    arrays = pack_lines(list(lines), tokenizer, seq_len, whole=True)
     it = iter(lm_batches(arrays, batch_size, seed=seed))
     ocfg = OptimConfig(lr=lr, min_lr=lr / 10, warmup_init_lr=lr / 100, warmup_steps=max(1, steps // 10),
                        total_steps=max(steps, 2), weight_decay=0.01, grad_clip_norm=1.0)

@@ -9,9 +9,9 @@ from collections.abc import Mapping, Sequence
 TASK_ORDER = ("msa", "mer", "ovmer", "eri", "mir", "erg")
 
 
-def format_table(phase: str, ev: Mapping[str, Mapping]) -> str:
-    """A console/markdown table of one phase's task scores."""
-    lines = [f"\n### {phase}: held-out EmoSynth, greedy generation", "",
+def format_table(phase: str, ev: Mapping[str, Mapping], mode: str = "") -> str:
+    """A console/markdown table of one phase's task scores (``mode``: the prompts' modality mode)."""
+    lines = [f"\n### {phase}: held-out EmoSynth, greedy generation" + (f" ({mode})" if mode else ""), "",
              "| task | metric | score | chance | n |", "|---|---|---:|---:|---:|"]
     for t in TASK_ORDER:
         if t in ev:
@@ -34,7 +34,8 @@ def _train_curves(root: pathlib.Path) -> dict[str, tuple[list[int], list[float]]
     return out
 
 
-def write_report(root: str | pathlib.Path, evals: Mapping[str, Mapping], phase0_losses: Sequence[float] = ()) -> None:
+def write_report(root: str | pathlib.Path, evals: Mapping[str, Mapping], phase0_losses: Sequence[float] = (),
+                 modes: Mapping[str, str] | None = None) -> None:
     """``root/report.md`` and ``root/loss_curves.png``."""
     root = pathlib.Path(root)
     curves = _train_curves(root)
@@ -69,7 +70,7 @@ def write_report(root: str | pathlib.Path, evals: Mapping[str, Mapping], phase0_
     for name, (s, l) in curves.items():
         md.append(f"- {name}: {len(s)} logged points, loss {l[0]:.3f} -> {l[-1]:.3f} (steps {s[0]}..{s[-1]})")
     for phase, ev in evals.items():
-        md.append(format_table(phase, ev))
+        md.append(format_table(phase, ev, (modes or {}).get(phase, "")))
         md.append("")
         for t in TASK_ORDER:
             if t in ev and ev[t].get("examples"):

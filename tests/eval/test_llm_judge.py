@@ -84,3 +84,76 @@ def test_generation_runs_and_scores_are_counted(judge_dir):
     # A random model almost surely gives no readable score: unparsable replies are counted, never defaulted.
     if out["n_unparsable_clue"] == 2:
         assert math.isnan(out["llm_clue_overlap"])
+
+
+class _RecordingJudge:
+    """A judge double with fixed replies: checks WHICH answers `scoring` routes to the LLM and how it uses the
+    lists (the real model's path is covered by the CLI test below)."""
+
+    def __init__(self, replies):
+        self.replies, self.seen = replies, []
+
+    def extract_labels(self, texts):
+        self.seen.extend(texts)
+        return [self.replies.get(t) for t in texts]
+
+
+def test_llm_extractor_reads_only_what_templates_cannot():
+    from emox_jax.eval.scoring import ScoringInputError, score
+
+    gt = {"a": {"label": "happy, grateful"}, "b": {"label": "sad"}, "c": {"label": "angry"}, "d": {"label": "sad"}}
+    preds = {"a": "The emotional state is happy, grateful.",        # template: never sent to the judge
+             "b": "She sobs quietly after the call.",               # free text: the judge reads "sad"
+             "c": "He slams the door.",                             # the judge's reply is unreadable (None)
+             "d": ""}                                               # empty: unparsable, not sent
+    judge = _RecordingJudge({"She sobs quietly after the call.": ["Sad "], "He slams the door.": None})
+    out = score("ovmer", preds, gt, extractor="llm", judge=judge)
+    assert judge.seen == ["She sobs quietly after the call.", "He slams the door."]
+    assert out["n_llm_extracted"] == 1 and out["n_unparsable"] == 2 and out["extractor"] == "llm"
+    template = score("ovmer", preds, gt)
+    assert template["n_unparsable"] == 3 and "n_llm_extracted" not in template
+    assert out["recall"] > template["recall"]   # "b" now counts as a hit
+    with pytest.raises(ScoringInputError, match="needs a judge"):
+        score("mer", preds, gt, extractor="llm")
+    with pytest.raises(ScoringInputError, match="not 'msa'"):
+        score("msa", {"a": "1"}, {"a": {"label": "1"}}, extractor="llm", judge=judge)
+
+
+@pytest.mark.slow
+def test_score_cli_with_a_local_judge(judge_dir, tmp_path):
+    import csv
+    import json
+    import pathlib
+    import subprocess
+    import sys
+
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    gt, pred = tmp_path / "gt.csv", tmp_path / "pred.csv"
+    with open(gt, "w", newline="") as f:
+        csv.writer(f).writerows([["id", "label", "emotion"], ["1", "He smiles because he passed.", "happy"],
+                                 ["2", "She cries over the loss.", "sad"]])
+    with open(pred, "w", newline="") as f:
+        csv.writer(f).writerows([["id", "answer"], ["1", "The emotional state is happy."],
+                                 ["2", "Tears run down her face."]])
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "launch.score", "--pred", pred, "--gt", gt, *args], cwd=repo,
+                              capture_output=True, text=True, timeout=600)
+
+    res = run("--task", "eri", "--extractor", "llm", "--judge", judge_dir, "--judge-max-new-tokens", "4",
+              "--judge-batch-size", "2")
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout)
+    assert {"llm_clue_overlap", "llm_label_overlap", "llm_overall", "n_unparsable_clue"} <= set(out)
+    assert 0 <= out["n_unparsable_clue"] <= 2 and out["extractor"] == "llm"
+    res = run("--task", "mer", "--extractor", "llm", "--judge", judge_dir, "--judge-max-new-tokens", "4")
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout)
+    # Row 1 is read by the template; row 2 went to the (random) judge: read by it or counted unparsable.
+    assert out["n_llm_extracted"] + out["n_unparsable"] == 1
+    bad = run("--task", "mer", "--extractor", "llm")
+    assert bad.returncode == 2 and "needs --judge" in bad.stderr
+    bad = run("--task", "msa", "--extractor", "llm", "--judge", judge_dir)
+    assert bad.returncode == 2 and "not 'msa'" in bad.stderr
+    bad = run("--task", "mer", "--extractor", "llm", "--judge", tmp_path / "nope")
+    assert bad.returncode == 2 and "nope" in bad.stderr

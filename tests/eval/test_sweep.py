@@ -118,3 +118,37 @@ def test_config_errors_name_the_key(tmp_path):
     assert [d.name for d in sweep.parse_datasets("emosynth")][:2] == ["emosynth:mer", "emosynth:msa"]
     with pytest.raises(sweep.SweepError, match="no Orbax checkpoint"):
         sweep.list_checkpoints(str(tmp_path))
+
+
+def test_two_process_sweep_gives_the_one_process_table(ckpt_root, tmp_path):
+    """Two ``jax.distributed`` processes on localhost (4 CPU devices each) split the records, generate on the
+    8-device mesh, gather the answers; process 0 writes the same table and answers as a 1-process sweep."""
+    import os
+    import pathlib
+    import socket
+    import subprocess
+    import sys
+
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    one = sweep.run_sweep(sweep_cfg(ckpt_root, tmp_path / "one"), log=lambda s: None)
+    cfg = sweep_cfg(ckpt_root, tmp_path / "two")   # 8 rows per process (the 8-device mesh needs a multiple of 8)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for pid in range(2):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EMOX_")}
+        env.update(XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
+                   PYTHONPATH=str(repo) + os.pathsep + env.get("PYTHONPATH", ""),
+                   EMOX_COORDINATOR=f"127.0.0.1:{port}", EMOX_NUM_PROCESSES="2", EMOX_PROCESS_ID=str(pid))
+        procs.append(subprocess.Popen([sys.executable, "-m", "tests.eval.sweep_worker", str(tmp_path / "cfg.json")],
+                                      cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outs = [p.communicate(timeout=900)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs[0][-3000:] + outs[1][-3000:]
+    two = json.loads((tmp_path / "two" / "results.json").read_text())
+    drop = ("checkpoint",)   # absolute paths are the same; keep the comparison about numbers
+    assert [{k: v for k, v in r.items() if k not in drop} for r in two] == \
+        [{k: v for k, v in r.items() if k not in drop} for r in _table(one)]
+    for f in (tmp_path / "one" / "cells").glob("*.predictions.jsonl"):
+        assert (tmp_path / "two" / "cells" / f.name).read_text() == f.read_text()

@@ -40,3 +40,28 @@ def test_batches_deterministic_and_errors():
         lm_data.pack_lines(["hi"], tiny_tokenizer(), seq_len=64)
     with pytest.raises(ValueError, match="only 6 windows"):
         lm_data.lm_batches(arrays, 8)
+
+
+def test_pack_whole_keeps_every_line_in_one_window():
+    tok = tiny_tokenizer()
+    segs = [[tok.bos_id, *tok.encode(x), tok.eos_id] for x in LINES]
+    seq_len = max(len(s) for s in segs) + 3
+    a = lm_data.pack_lines([np.asarray(s) for s in segs], tok, seq_len=seq_len, whole=True)
+    ids, seg, mask = a["input_ids"], a["segment_ids"], a["loss_mask"]
+    # Each line starts at a window position with its own segment and position 0, never straddles a window.
+    found = 0
+    for r in range(ids.shape[0]):
+        full = np.concatenate([ids[r], a["targets"][r, -1:]])
+        fseg = np.concatenate([seg[r], [0]])   # the last target's segment: padding or the same line
+        for k in range(1, fseg.max() + 1):
+            where = np.where(fseg == k)[0]
+            assert np.all(np.diff(where) == 1)
+            assert full[where].tolist() == segs[found], (r, k)
+            found += 1
+    assert found == len(segs)
+    # Padding (segment 0) and next-line bos are never targets; everything inside a line is.
+    assert np.all(mask[a["targets"] == tok.bos_id] == 0)
+    assert mask.sum() == sum(len(s) - 1 for s in segs)
+    # A line longer than a window keeps its head.
+    long = lm_data.pack_lines([list(range(5, 100))], tok, seq_len=16, whole=True)
+    assert long["input_ids"].tolist() == [list(range(5, 21))] and long["targets"][0, -1] == 21

@@ -25,9 +25,9 @@ from emox_jax.train import loop
 from emox_jax.train.checkpoint import Checkpointer
 from tests.train.p2e_testlib import synthetic_batch, tiny_job
 
-pytestmark = [pytest.mark.slow, pytest.mark.heavy]
+pytestmark = pytest.mark.slow
 REPO = pathlib.Path(__file__).resolve().parents[2]
-RTOL = 2e-5  # different device counts reduce in different orders (fp32)
+RTOL = 5e-5  # different device counts and XLA flags: codegen-level fp32 differences (test_p2e_step)
 
 
 def _env(devices: int, **extra) -> dict:

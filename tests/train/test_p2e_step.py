@@ -1,8 +1,12 @@
 """P2E trainer: freezing per phase, mesh independence, exact resume (same and other mesh), phase handoff,
 checkpoint mismatch, NaN skipping. Tiny preset, synthetic global batches, 8 fake CPU devices (conftest).
 
-Tolerances: runs on different meshes reduce in different orders, so their fp32 losses agree to rtol 2e-5
-(observed ~1e-6); the same mesh resumed from a checkpoint is bitwise identical.
+Tolerances: the same mesh resumed from a checkpoint is bitwise identical. Runs on different meshes agree to
+rtol 5e-5: measured, the step-1 loss (before any update) of phase 1a differs by 7e-8 relative between 1 and 8
+devices when XLA compiles with ``--xla_backend_optimization_level=0`` and by ~8e-6 with the default
+optimisations (2e-5 by step 2). The sharded program is the same computation either way; what changes with the
+per-device shapes is XLA CPU's optimised code generation (vectorised loops and polynomial approximations of
+exp/log/tanh), not the sharding logic, so the tolerance covers codegen differences and nothing more.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from emox_jax.train import p2e_job as J
 from emox_jax.train import p2e_step as S
 from tests.train.p2e_testlib import synthetic_batch, tiny_job
 
-pytestmark = [pytest.mark.slow, pytest.mark.heavy]
-MESH_RTOL = 2e-5
+pytestmark = pytest.mark.slow
+MESH_RTOL = 5e-5
 
 
 def _run(job, wd, mesh=None, **kw):
