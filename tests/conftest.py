@@ -30,3 +30,13 @@ def shared_data() -> pathlib.Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"expected the shared data folder at {SHARED_DATA}")
     return SHARED_DATA
+
+
+# Long end-to-end files first: pytest-xdist (--dist loadfile) hands files to workers in collection order, so
+# starting these early keeps CI's wall time near (total work) / (workers) instead of ending on one long file.
+_FIRST = ("test_quickstart.py", "test_p2e_step.py", "test_p2e_processes.py", "test_sweep.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(_FIRST)))   # stable: the rest keep their order

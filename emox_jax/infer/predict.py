@@ -486,7 +486,20 @@ def load_checkpoint(path: str | os.PathLike, step: int | None = None) -> tuple[N
         items = [p.name for p in (pathlib.Path(d) / str(s)).iterdir() if p.is_dir() and p.name in PARAM_ITEMS]
         if not items:
             raise PredictError(f"checkpoint {d}/{s}: holds no param item (looked for {PARAM_ITEMS})")
-        restored = ck._mngr.restore(s, args=ocp.args.Composite(**{k: ocp.args.StandardRestore() for k in items}))
+        # Restore onto this run's devices (replicated: the predictor replicates params anyway), never "as
+        # saved": a checkpoint written by another topology (1 process, 8 devices) would not load on 2 hosts.
+        import jax
+
+        from emox_jax.sharding import make_mesh
+
+        rep = jax.sharding.NamedSharding(make_mesh((1, -1, 1)), jax.sharding.PartitionSpec())
+        targets = {}
+        for k in items:
+            saved = ocp.StandardCheckpointHandler().metadata(pathlib.Path(d) / str(s) / k)
+            targets[k] = jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=rep),
+                                      getattr(saved, "tree", saved))
+        restored = ck._mngr.restore(s, args=ocp.args.Composite(
+            **{k: ocp.args.StandardRestore(targets[k]) for k in items}))
     params: dict[str, Any] = {}
     for k in items:
         tree = restored[k]
