@@ -15,7 +15,6 @@ through the decoder and adapters, remat recomputation included, i.e. closer to H
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import pathlib
 import sys
 import time
@@ -40,14 +39,13 @@ def parse_args(argv=None):
 def main(argv=None) -> None:
     args = parse_args(argv)
     import jax
-    import numpy as np
 
     from benchmarks.common import emit, lm_train_flops_per_token, peak_flops, qwen2_matmul_params, summarize_steps
     from configs.p2e import get_config
     from emox_jax import sharding as shd
     from emox_jax.models.nano_emox import MODALITIES
     from emox_jax.train import p2e_step as S
-    from emox_jax.train.p2e_job import P2ELoop, PhaseJob, abstract_boxed, build_job, initial_params, trainable_split
+    from emox_jax.train.p2e_job import abstract_boxed, build_job, initial_params, trainable_split
     from emox_jax.train.optim import make_optimizer
 
     real = args.preset == "nano_emox"
@@ -117,7 +115,6 @@ def main(argv=None) -> None:
     emit("p2e_phase3_mfu", None if not (peak and flops) else round(100 * flops / s["median_s"] / (peak * jax.device_count()), 2),
          "%", device, cfg)
     emit("p2e_phase3_model_tflops_6n", round(n6 / s["median_s"] / 1e12, 4), "TFLOP/s", device, cfg)
-    del np, dataclasses, P2ELoop, PhaseJob
 
 
 if __name__ == "__main__":

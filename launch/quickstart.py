@@ -27,7 +27,7 @@ def fast_overrides(config) -> None:
     """Every phase a few steps, a small corpus, short generations (the CI end-to-end test)."""
     config.pretrain_lm.steps = 4
     config.pretrain_lm.batch_size = 4
-    config.pretrain_lm.seq_len = 320
+    config.pretrain_lm.seq_len = 384
     config.pretrain_lm.corpus_lines = 50
     config.eval_generate.max_new_tokens = 8
     config.eval_generate.per_task = 4
@@ -35,6 +35,8 @@ def fast_overrides(config) -> None:
         p = config.phases[name]
         p.loop.steps = 2
         p.loop.log_every = 1
+        p.loop.eval_every = 1   # exercises the periodic held-out eval (step 1) besides the final one (step 2)
+        p.loop.eval_batches = 2
         p.loop.ckpt_every = 0
         p.loop.batch_size = 4
         p.loop.progress = False

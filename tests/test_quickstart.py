@@ -26,6 +26,9 @@ NOTEBOOK = REPO / "launch" / "colab_quickstart.ipynb"
 # One CPU device as on a user's machine; fewer XLA optimisations (compilation dominates a few-step run).
 XLA_FLAGS = "--xla_backend_optimization_level=0"
 pytestmark = pytest.mark.slow
+# The tasks of each tiny phase's datasets (configs/p2e.py:tiny_datasets).
+EVAL_TASKS = {"phase1a": {"mer", "msa"}, "phase1b": {"mer"}, "phase2": {"mir", "mer"},
+              "phase3": {"msa", "mer", "ovmer", "eri", "mir", "erg"}}
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +56,13 @@ def test_quickstart_fast_runs_every_phase(quickstart_dir):
             assert 0.0 <= e["score"] <= 100.0 and 0.0 <= e["chance"] <= 100.0, (phase, task, e)
             assert e["n"] == 4, (phase, task, e)   # --fast: 4 held-out clips per task
         assert f"### {phase}: held-out EmoSynth" in log
+        # Held-out loss: periodic (eval_every=1 -> step 1) and final (step 2), once each, with per-task losses.
+        evals = [json.loads(x) for x in (wd / phase / "metrics.jsonl").read_text().splitlines()]
+        evals = [e for e in evals if e["split"] == "eval"]
+        assert [e["step"] for e in evals] == [1, 2], (phase, evals)
+        for e in evals:   # every dataset of the phase is evaluated, not just the first one
+            tasks = {k[len("loss_"):] for k, v in e.items() if k.startswith("loss_") and 0 < v < 20}
+            assert tasks == EVAL_TASKS[phase] and 0 < e["loss"] < 20, (phase, e)
     assert "(audio_text)" in log and "(face_frame_text)" in log   # 1a / 1b evaluated in what they trained
     report = (wd / "report.md").read_text()
     assert "loss_curves.png" in report and (wd / "loss_curves.png").stat().st_size > 1000

@@ -102,7 +102,8 @@ def test_tiny_tokenizer(tiny):
 def test_tiny_tokenizer_deterministic(tiny, tmp_path):
     # Same corpus + settings -> byte-identical model, and the shipped corpus is what the generator makes.
     assert read_corpus(CORPUS_FILE) == generate_corpus()
-    lines = read_corpus()
+    lines = tk.tiny_training_lines()
+    assert lines[:len(read_corpus())] == read_corpus() and lines == tk.tiny_training_lines()
     assert tk.train_sentencepiece(lines) == tk.train_sentencepiece(lines)
     path = tk.build_tiny_tokenizer(directory=tmp_path)
     assert path.read_bytes() == tk.train_sentencepiece(lines)

@@ -252,7 +252,8 @@ def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None,
                                             f"gnorm={agg['grad_norm']:.2f} {agg['samples_per_s']:.1f} samp/s")
                     window, samples_window, tokens_window = [], 0, 0.0
                     t_window = time.perf_counter()
-                if lp.eval_every and step % lp.eval_every == 0 and eval_sources is not None:
+                # Periodic held-out eval (the last step's eval runs after the final save below, once).
+                if lp.eval_every and step % lp.eval_every == 0 and step < lp.steps and eval_sources is not None:
                     last_eval = evaluate_loss(job, eval_step, state, frozen, mesh, tokenizer, eval_sources)
                     logger.write(step, last_eval, prefix="eval")
                 want_stop = stop.should_stop() or (stop_after is not None and step - start >= stop_after)
@@ -328,19 +329,21 @@ def _mean(window: list[Mapping[str, Any]]) -> dict[str, float]:
 
 
 def evaluate_loss(job: J.PhaseJob, eval_step, state, frozen, mesh, tokenizer, eval_sources) -> dict[str, float]:
-    """Mean CE (and per-task CE) over up to ``loop.eval_batches`` held-out batches."""
+    """Mean CE (and per-task CE) over up to ``loop.eval_batches`` held-out batches of EACH of the phase's
+    datasets (the eval pass reads datasets one after another, so a shared budget would only ever reach the
+    first one: phase 3's held-out loss was MSA's alone)."""
     from data_pipelines.pipeline import make_eval_iterator
     from data_pipelines.schema import TASKS
 
     pc = jax.process_count()
-    dcfg = dataclasses.replace(job.data, batch_size=job.loop.batch_size // pc)
-    it = make_eval_iterator(dcfg, tokenizer, sources=eval_sources)
     tot = np.zeros(()); cnt = np.zeros(()); ts = np.zeros(6); tc = np.zeros(6)  # noqa: E702
-    for i, b in enumerate(it):
-        if i >= job.loop.eval_batches:
-            break
-        out = jax.device_get(eval_step(state.trainable, frozen, _shard(S.host_batch(b, job.modalities), mesh)))
-        tot += out["ce_sum"]; cnt += out["count"]; ts += out["task_sum"]; tc += out["task_count"]  # noqa: E702
+    for spec in job.data.datasets:
+        dcfg = dataclasses.replace(job.data, datasets=(spec,), batch_size=job.loop.batch_size // pc)
+        for i, b in enumerate(make_eval_iterator(dcfg, tokenizer, sources=eval_sources)):
+            if i >= job.loop.eval_batches:
+                break
+            out = jax.device_get(eval_step(state.trainable, frozen, _shard(S.host_batch(b, job.modalities), mesh)))
+            tot += out["ce_sum"]; cnt += out["count"]; ts += out["task_sum"]; tc += out["task_count"]  # noqa: E702
     res = {"loss": float(tot / max(cnt, 1))}
     for i, t in enumerate(TASKS):
         if tc[i] > 0:

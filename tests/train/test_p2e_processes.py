@@ -32,7 +32,9 @@ RTOL = 5e-5  # different device counts and XLA flags: codegen-level fp32 differe
 
 def _env(devices: int, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMOX_")}
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices} --xla_backend_optimization_level=0"
+    # A loaded CI host can make the two processes reach a collective far apart (each compiles on its own).
+    env["XLA_FLAGS"] = (f"--xla_force_host_platform_device_count={devices} --xla_backend_optimization_level=0 "
+                        "--xla_cpu_collective_timeout_seconds=600")
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)

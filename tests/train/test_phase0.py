@@ -44,3 +44,19 @@ def test_each_phase_is_evaluated_in_the_mode_it_trained():
     assert modes == {"phase1a": "audio_text", "phase1b": "face_frame_text",
                      "phase2": gen_eval.MAIN_MODE, "phase3": gen_eval.MAIN_MODE}
     assert set(TINY_TASKS) == set(gen_eval.TASK_LABEL_TYPES)
+
+
+def test_text_sequences_cycle_the_modality_modes_with_placeholder_runs():
+    """Phase 0 also trains on the phases' prompt layouts (placeholder runs as plain tokens), mode by mode."""
+    tok = tiny_tokenizer()
+    recs = list(iter_examples(6, seed=3, split="train", media=False))
+    counts = {"frame": 8, "face": 4, "audio": 8, "multi": 1}
+    seqs = text_sequences(recs, ["sentiment", "intent_recognition"], tok, seed=0, max_length=384,
+                          modes=("text", gen_eval.MAIN_MODE), token_counts=counts)
+    assert len(seqs) == 2 * len(recs)
+    ph = tok.placeholder_ids
+    runs = [{m: s.count(ph[f"<{m.capitalize()}Here>"]) for m in counts} for s in seqs]
+    main = [r for r in runs if r["frame"]]
+    text = [r for r in runs if not any(r.values())]
+    assert len(main) == len(text) == len(recs)        # modes alternate: half text, half main layout
+    assert all(r == counts for r in main)             # each placeholder run as long as the model's tokens
