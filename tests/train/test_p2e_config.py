@@ -57,3 +57,27 @@ def test_bad_configs_name_the_key():
     c.loop.grad_accum = 3
     with pytest.raises(ConfigError, match="not divisible by grad_accum 3"):
         build_job(c)
+
+
+def test_tiny_main_mode_prompts_fit_max_length_uncut():
+    """Every task's all-branch EmoSynth prompt + answer fits the tiny preset's max_length without truncation
+    (with the old tokenizer ERG needed ~570 tokens and truncation cut the words, the strongest cue), and the
+    phases 1-2 tasks fit the small bucket."""
+    from data_pipelines import prompts
+    from data_pipelines.emosynth import iter_examples
+    from data_pipelines.tokenize import TokenizeConfig, tokenize_prompt
+    from emox_jax.tokenizer import tiny_tokenizer
+
+    c = p2e.get_config("all,tiny").phases["phase3"]
+    tok = tiny_tokenizer()
+    cfg = TokenizeConfig(max_length=4096, frame_tokens=c.data.frame_tokens, face_tokens=c.data.face_tokens,
+                         audio_tokens=c.data.audio_tokens, multi_tokens=c.data.multi_tokens)
+    rng = np.random.default_rng(0)
+    longest = {}
+    for r in iter_examples(60, seed=11, media=False):
+        for task, lt in p2e.TINY_TASKS.items():
+            spec = prompts.build_prompt(r, lt, p2e.MAIN, prompts.PromptConfig(), rng)
+            n = len(tokenize_prompt(spec, tok, cfg)["input_ids"])
+            longest[task] = max(longest.get(task, 0), n)
+    assert max(longest.values()) <= c.data.max_length, longest
+    assert max(longest[t] for t in ("msa", "mer", "mir")) <= min(c.data.length_buckets), longest
