@@ -186,7 +186,7 @@ def tiny_training_lines(corpus: str | os.PathLike | None = None) -> list[str]:
     from data_pipelines.emosynth.tokenizer_text import prompt_lines
     from emox_jax.assets.corpus import CORPUS_FILE, read_corpus
 
-    return read_corpus(corpus or CORPUS_FILE) + prompt_lines()
+    return read_corpus(corpus or CORPUS_FILE) + list(prompt_lines())
 
 
 def build_tiny_tokenizer(vocab_size: int = TINY_VOCAB_SIZE, directory: str | os.PathLike | None = None,

@@ -12,6 +12,8 @@ sees the templates and the word lists, never the held-out clips themselves.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from data_pipelines import prompts, schema
@@ -21,7 +23,8 @@ TOKENIZER_SEED = 20260
 TOKENIZER_CLIPS = 200
 
 
-def prompt_lines(clips: int = TOKENIZER_CLIPS, seed: int = TOKENIZER_SEED) -> list[str]:
+@functools.lru_cache(maxsize=2)   # every tiny_tokenizer() call hashes these lines to find its cached model
+def prompt_lines(clips: int = TOKENIZER_CLIPS, seed: int = TOKENIZER_SEED) -> tuple[str, ...]:
     """Rendered prompt and answer texts (one line each; newlines become spaces) of ``clips`` clips, every label
     type, the modality modes cycling from clip to clip. Deterministic for ``(clips, seed)``."""
     rng = np.random.default_rng(seed)
@@ -31,4 +34,4 @@ def prompt_lines(clips: int = TOKENIZER_CLIPS, seed: int = TOKENIZER_SEED) -> li
         for j, label_type in enumerate(ALL_LABEL_TYPES):
             spec = prompts.build_prompt(record, label_type, modes[(i + j) % len(modes)], prompts.PromptConfig(), rng)
             lines.extend(text.replace("\n", " ") for text in prompts.render_text(spec, bos="", eos=""))
-    return lines
+    return tuple(lines)

@@ -12,6 +12,7 @@ Rerunning resumes: finished phases (final step reached) are skipped, an interrup
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 from collections.abc import Callable
@@ -54,11 +55,8 @@ def run_all(config, workdir: str | pathlib.Path, *, log: Callable[[str], None] |
             from emox_jax.train.phase0 import pretrain_lm, text_sequences, write_base
 
             recs = emosynth_records(first.emosynth["clips"], first.emosynth["seed"], "train")
-            d = first.data
-            lines = text_sequences(recs, list(TINY_TASKS.values()), tok, max_length=int(config.pretrain_lm.seq_len),
-                                   modes=tuple(config.pretrain_lm.modes),
-                                   token_counts={"frame": d.frame_tokens, "face": d.face_tokens,
-                                                 "audio": d.audio_tokens, "multi": d.multi_tokens})
+            tcfg = dataclasses.replace(first.data.tokenize_config(), max_length=int(config.pretrain_lm.seq_len))
+            lines = text_sequences(recs, list(TINY_TASKS.values()), tok, tcfg, modes=tuple(config.pretrain_lm.modes))
             if CORPUS_FILE.exists():
                 lines += CORPUS_FILE.read_text().splitlines()[:int(config.pretrain_lm.corpus_lines)]
             p = config.pretrain_lm

@@ -19,7 +19,7 @@ the base params dir every phase starts from. Users with real weights skip this a
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -35,13 +35,13 @@ from emox_jax.train.p2e_job import save_params
 from emox_jax.train.p2e_step import merge
 
 
-def text_sequences(records: Sequence[dict], label_types: Sequence[str], tokenizer, seed: int = 0,
-                   max_length: int = 1024, modes: Sequence[str] = ("text",),
-                   token_counts: Mapping[str, int] | None = None) -> list[list[int]]:
+def text_sequences(records: Sequence[dict], label_types: Sequence[str], tokenizer, config=None, seed: int = 0,
+                   modes: Sequence[str] = ("text",)) -> list[list[int]]:
     """Each record's prompt + answer per label type, tokenised by ``data_pipelines.tokenize`` exactly as the
-    P2E pipeline does (prompt and answer encoded separately, BOS/EOS), shuffled. The modality mode cycles
-    through ``modes`` from one (record, label type) to the next; placeholder runs get ``token_counts``
-    (``{"frame": n, "face": n, "audio": n, "multi": n}``; default ``TokenizeConfig``'s) copies.
+    P2E pipeline does (prompt and answer encoded separately, BOS/EOS), shuffled. ``config``: the
+    ``TokenizeConfig`` (max_length, placeholder run lengths; default ``TokenizeConfig()``), e.g. a phase's
+    ``DataConfig.tokenize_config()``. The modality mode cycles through ``modes`` from one (record, label type)
+    to the next.
 
     Why not plain text: the pipeline never merges tokens across the prompt/answer boundary (``"Assistant: "``
     ends in a lone space token, then ``"The"``), while the same line tokenised as a whole gives
@@ -53,8 +53,7 @@ def text_sequences(records: Sequence[dict], label_types: Sequence[str], tokenize
     from data_pipelines.tokenize import TokenizeConfig, TruncationError, make_encoder, tokenize_prompt
 
     rng = np.random.default_rng(seed)
-    counts = {f"{m}_tokens": int(n) for m, n in (token_counts or {}).items()}
-    cfg = TokenizeConfig(max_length=max_length, **counts)
+    cfg = config or TokenizeConfig()
     enc = make_encoder(tokenizer, cfg)
     seqs = []
     k = 0

@@ -17,7 +17,7 @@ from emox_jax.train.phase0 import text_sequences
 def test_text_sequences_are_the_pipelines_token_ids():
     tok = tiny_tokenizer()
     recs = list(iter_examples(6, seed=3, split="train", media=False))
-    seqs = text_sequences(recs, ["onehot_w_candidates"], tok, seed=0, max_length=320)
+    seqs = text_sequences(recs, ["onehot_w_candidates"], tok, TokenizeConfig(max_length=320), seed=0)
     assert len(seqs) == len(recs)
     # Same ids as tokenize_prompt on the same record (prompt and answer encoded separately, BOS .. EOS).
     by_ids = {tuple(s) for s in seqs}
@@ -51,8 +51,9 @@ def test_text_sequences_cycle_the_modality_modes_with_placeholder_runs():
     tok = tiny_tokenizer()
     recs = list(iter_examples(6, seed=3, split="train", media=False))
     counts = {"frame": 8, "face": 4, "audio": 8, "multi": 1}
-    seqs = text_sequences(recs, ["sentiment", "intent_recognition"], tok, seed=0, max_length=384,
-                          modes=("text", gen_eval.MAIN_MODE), token_counts=counts)
+    cfg = TokenizeConfig(max_length=384, **{f"{m}_tokens": n for m, n in counts.items()})
+    seqs = text_sequences(recs, ["sentiment", "intent_recognition"], tok, cfg, seed=0,
+                          modes=("text", gen_eval.MAIN_MODE))
     assert len(seqs) == 2 * len(recs)
     ph = tok.placeholder_ids
     runs = [{m: s.count(ph[f"<{m.capitalize()}Here>"]) for m in counts} for s in seqs]
