@@ -8,6 +8,14 @@ REFERENCE DEFECT (`reference-architecture.md` §8.2, §12.10): the reference use
 *subsample* each dataset once (keep ``int(N * ratio)`` items) and then draws datasets *uniformly*, so every
 dataset supplies 1/K of the samples and small datasets are revisited thousands of times.
 ``mixture="reference_subsample"`` reproduces that for comparison runs.
+
+The unit that is mixed (``mix_unit``): ``"example"`` (default, as the reference: a batch holds samples of
+several datasets) or ``"batch"`` (each batch comes whole from one dataset, drawn by the same weights). Batch
+mixing has two effects worth knowing. (1) Length buckets work: a batch of short intent prompts is padded to
+its own bucket instead of to the longest description in a mixed batch. (2) The loss is the token mean over a
+batch, so with example mixing a dataset's share of the gradient is its share of the *supervised tokens*: one
+answer of ~100 tokens (a description, an empathic response) outweighs ten 3-token intent answers. With batch
+mixing each dataset's share of the updates is its weight. Measured on the tiny quickstart: see configs/p2e.py.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import grain
 import numpy as np
 
 MIXTURES = ("weights", "reference_subsample")
+MIX_UNITS = ("example", "batch")
 
 
 def normalized_weights(weights: Sequence[float], names: Sequence[str]) -> np.ndarray:
@@ -50,16 +59,29 @@ def reference_subsample(source, ratio: float, seed: int, name: str) -> Subset:
     return Subset(source, np.sort(np.random.default_rng(seed).permutation(len(source))[:keep]))
 
 
-def mix(datasets: Sequence[grain.MapDataset], weights: Sequence[float], names: Sequence[str],
-        mode: str = "weights") -> grain.MapDataset:
-    """Mix infinite (repeated) per-dataset MapDatasets. In ``reference_subsample`` mode the datasets are
-    expected to be subsampled already and are drawn uniformly."""
+def mix_proportions(weights: Sequence[float], names: Sequence[str], mode: str = "weights") -> list[float]:
+    """The per-dataset proportions a mixture draws with: the normalised weights, or uniform in
+    ``reference_subsample`` mode (the datasets are subsampled already)."""
     if mode not in MIXTURES:
         raise ValueError(f"mixture must be one of {MIXTURES}, got {mode!r}")
-    if len(datasets) == 1:
-        return datasets[0]
-    w = normalized_weights(weights, names) if mode == "weights" else np.full(len(datasets), 1 / len(datasets))
-    return grain.MapDataset.mix(list(datasets), weights=[float(x) for x in w])
+    w = normalized_weights(weights, names) if mode == "weights" else np.full(len(weights), 1 / len(weights))
+    return [float(x) for x in w]
+
+
+def mix(datasets: Sequence[grain.MapDataset], weights: Sequence[float], names: Sequence[str],
+        mode: str = "weights") -> grain.MapDataset:
+    """Mix infinite (repeated) per-dataset MapDatasets sample by sample (``mix_unit="example"``)."""
+    w = mix_proportions(weights, names, mode)
+    return datasets[0] if len(datasets) == 1 else grain.MapDataset.mix(list(datasets), weights=w)
+
+
+def mix_batches(batched: Sequence[grain.IterDataset], weights: Sequence[float], names: Sequence[str],
+                mode: str = "weights") -> grain.IterDataset:
+    """Interleave per-dataset *batch* streams by the mixture weights (``mix_unit="batch"``).
+    ``grain.IterDataset.mix`` interleaves deterministically (no rng: step k takes its batch from the same
+    dataset on every process), and its iterator state holds each stream's state, so resume is exact."""
+    w = mix_proportions(weights, names, mode)
+    return batched[0] if len(batched) == 1 else grain.IterDataset.mix(list(batched), weights=w)
 
 
 class EpochShuffleMapDataset(grain.MapDataset):

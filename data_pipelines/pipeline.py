@@ -5,6 +5,10 @@
     tokenize, decode the media the mode needs) -> to_iter_dataset(threads) -> SkippingBatchIterDataset
     (length buckets, fixed shapes) -> [mp_prefetch(workers)] -> DataIterator (counts + logs skipped samples)
 
+With ``mix_unit="batch"`` the mixture moves after batching: each dataset is processed and batched on its own
+and the weights pick which dataset supplies each whole batch (``grain.IterDataset.mix``, a deterministic
+interleave, so every process picks the same dataset for the same step and the global batch is one dataset).
+
 Batch (train; B = batch_size, L = a length bucket, T/S from the config):
   input_ids, labels, loss_mask, attention_mask, positions  [B, L] int32  (labels already shifted: position t
       is scored against labels[t] where loss_mask[t] == 1; see data_pipelines.tokenize)
@@ -83,6 +87,7 @@ class DataConfig:
     template: str = "vicuna"                   # or "qwen_chat"
     parity_prompts: bool = False               # reproduce the reference's missing "###Human: " (defect)
     mixture: str = "weights"                   # or "reference_subsample" (the reference's defect)
+    mix_unit: str = "example"                  # or "batch": every train batch from one dataset (mixture.py)
     seed: int = 42
     shuffle: bool = True
     num_threads: int = 2                       # decode threads per process (or per mp worker)
@@ -95,6 +100,8 @@ class DataConfig:
             raise ValueError("data.datasets is empty")
         if self.mixture not in mixture.MIXTURES:
             raise ValueError(f"mixture must be one of {mixture.MIXTURES}, got {self.mixture!r}")
+        if self.mix_unit not in mixture.MIX_UNITS:
+            raise ValueError(f"mix_unit must be one of {mixture.MIX_UNITS}, got {self.mix_unit!r}")
         if self.batch_size < 1 or self.num_frames < 1 or self.image_size < 1 or self.num_audio_clips < 1:
             raise ValueError("batch_size, num_frames, image_size and num_audio_clips must be >= 1")
         prompts.PromptConfig(template=self.template).validate()
@@ -350,20 +357,31 @@ def build_dataset(config: Any, tokenizer: Any, *, train: bool,
             ds = mixture.EpochShuffleMapDataset(ds, seed=cfg.seed + i, shuffle=cfg.shuffle)
         parts.append(ds.map(_Tag(i)))
         names.append(spec.name)
-    if train:
-        ds = mixture.mix(parts, [s.weight for s in cfg.datasets], names, cfg.mixture)
-    else:
-        ds = grain.MapDataset.concatenate(parts) if len(parts) > 1 else parts[0]
     processor = SampleProcessor(cfg, tokenizer, keep_text=not train)
-    # Train: per-element rng (seeded by seed and element index) draws label types and paraphrases.
-    # Eval: no rng, so the first paraphrase (and, for "hybird", the first candidate label type) is used.
-    ds = ds.random_map(processor, seed=cfg.seed) if train else ds.map(_WithoutRng(processor))
-    it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=cfg.num_threads,
-                                                 prefetch_buffer_size=cfg.prefetch_buffer_size))
+    read = grain.ReadOptions(num_threads=cfg.num_threads, prefetch_buffer_size=cfg.prefetch_buffer_size)
     collate_kwargs = dict(buckets=cfg.buckets(), pad_id=tok_lib.special_id(tokenizer, "pad_id"),
                           frame_shape=cfg.frame_shape, audio_shape=cfg.audio_shape, keep_text=not train)
-    it_ds = batching.SkippingBatchIterDataset(it_ds, cfg.batch_size, collate_kwargs, drop_remainder=train,
-                                              max_consecutive_skips=cfg.max_consecutive_skips)
+
+    def process_and_batch(ds: grain.MapDataset, seed: int) -> grain.IterDataset:
+        # Train: per-element rng (seeded by seed and element index) draws label types and paraphrases.
+        # Eval: no rng, so the first paraphrase (and, for "hybird", the first candidate label type) is used.
+        ds = ds.random_map(processor, seed=seed) if train else ds.map(_WithoutRng(processor))
+        return batching.SkippingBatchIterDataset(ds.to_iter_dataset(read), cfg.batch_size, collate_kwargs,
+                                                 drop_remainder=train,
+                                                 max_consecutive_skips=cfg.max_consecutive_skips)
+
+    weights = [s.weight for s in cfg.datasets]
+    if train and cfg.mix_unit == "batch" and len(parts) > 1:
+        # Each part's own processing seed: the same seed would give element k of every dataset the same
+        # label-type / paraphrase draw.
+        batched = [process_and_batch(p, cfg.seed + 104729 * i) for i, p in enumerate(parts)]
+        it_ds = mixture.mix_batches(batched, weights, names, cfg.mixture)
+    else:
+        if train:
+            ds = mixture.mix(parts, weights, names, cfg.mixture)
+        else:
+            ds = grain.MapDataset.concatenate(parts) if len(parts) > 1 else parts[0]
+        it_ds = process_and_batch(ds, cfg.seed)
     if cfg.mp_workers > 0:
         from absl import flags
         if not flags.FLAGS.is_parsed():   # grain's mp_prefetch reads absl flags (environment.md §4)

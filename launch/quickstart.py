@@ -9,7 +9,7 @@
    ``emox_jax.eval.scoring`` and prints the score beside the task's chance level;
 5. writes ``report.md`` and ``loss_curves.png`` in the work dir.
 
-About 18 minutes on 2 CPU cores (measured: 1109 s; phase 0 and phase 3 are 10 of them; the goal is ~10).
+About 16 minutes on 2 CPU cores (measured: 962 s; phase 0 and phase 3 are 10 of them; the goal is ~10).
 ``--fast`` (the CI end-to-end test) runs every phase for a few steps on a smaller corpus (< ~2 minutes after
 compilation). Rerunning resumes where it stopped; compiled programs are cached in ``WORKDIR/.jax_cache``
 (unless ``JAX_COMPILATION_CACHE_DIR`` points elsewhere). Only what ``launch/setup.sh`` installed is needed (the

@@ -55,5 +55,33 @@ def initialize(force: bool = False) -> None:
                  jax.local_device_count(), jax.device_count())
 
 
+_barriers = 0
+
+
+def barrier(name: str, timeout_s: int = 3600) -> None:
+    """Wait until every process has reached this point; a no-op for one process.
+
+    Uses the coordination service's barrier, not a device collective: on CPU every new program's first
+    collective builds a Gloo communicator whose peers must all arrive within 30 s, and two processes that
+    compile a train step at different speeds on a loaded host arrive further apart than that ("Gloo context
+    initialization failed: GetKeyValue() timed out", seen in the 2-process test). Call it right before the
+    first run of a freshly compiled program. Barrier ids are made unique per call (a count), since every
+    process makes the same calls in the same order.
+    """
+    global _barriers
+    if jax.process_count() == 1:
+        return
+    from jax._src import distributed as jax_distributed   # the client Orbax's own barriers use
+
+    _barriers += 1
+    client = jax_distributed.global_state.client
+    if client is None:   # initialised by other means than jax.distributed: a device barrier
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"emox_jax:{name}:{_barriers}")
+        return
+    client.wait_at_barrier(f"emox_jax:{name}:{_barriers}", timeout_in_ms=timeout_s * 1000)
+
+
 def is_main_process() -> bool:
     return jax.process_index() == 0

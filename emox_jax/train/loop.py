@@ -34,6 +34,7 @@ from flax import linen as nn
 from emox_jax import sharding as shd
 from emox_jax.models.nano_emox import NanoEmoX
 from emox_jax.train import checkpoint as ckpt_lib
+from emox_jax.train import distributed
 from emox_jax.train import p2e_job as J
 from emox_jax.train import p2e_step as S
 from emox_jax.train.optim import make_optimizer
@@ -221,6 +222,7 @@ def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None,
                     with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
                         exe = train_step.jitted.lower(state, frozen, batch).compile()
                     compiled[key] = (exe, _flops(exe))
+                    distributed.barrier(f"{job.phase}:compiled:{len(compiled)}")   # first run together (Gloo)
                 exe, flops = compiled[key]
                 with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
                     state, m = exe(state, frozen, batch)

@@ -88,8 +88,13 @@ def test_restore_state_continues_with_same_batches(tok):
     it = pipeline.make_train_iterator(cfg, tok, sources=sources, process_index=0, process_count=1)
     for _ in range(6):   # past an epoch of b, so reshuffled epochs are covered
         next(it)
+    _assert_resume_is_exact(cfg, tok, sources, it, 4)
+
+
+def _assert_resume_is_exact(cfg, tok, sources, it, n):
+    """A fresh iterator given ``it``'s state yields exactly ``it``'s next ``n`` batches."""
     state = it.get_state()
-    expected = [next(it) for _ in range(4)]
+    expected = [next(it) for _ in range(n)]
     it2 = pipeline.make_train_iterator(cfg, tok, sources=sources, process_index=0, process_count=1)
     it2.set_state(state)
     for e in expected:
@@ -97,6 +102,31 @@ def test_restore_state_continues_with_same_batches(tok):
         assert got.keys() == e.keys()
         for k in e:
             np.testing.assert_array_equal(got[k], e[k], err_msg=k)
+
+
+def test_batch_mix_unit_one_dataset_per_batch_by_weight_with_own_bucket_and_exact_resume(tok):
+    # b's subtitles are long, so its batches need the bigger bucket; a's fit the small one.
+    sources = {"a": _text_records("a", 23),
+               "b": [dict(r, subtitle=" ".join(["long"] * 60)) for r in _text_records("b", 17)]}
+    cfg = _cfg(["a", "b"], {"a": 3.0, "b": 1.0}, batch_size=4, max_length=384, length_buckets=[160, 384],
+               mix_unit="batch")
+    it = pipeline.make_train_iterator(cfg, tok, sources=sources, process_index=0, process_count=1)
+    batches = [next(it) for _ in range(40)]
+    per_batch = [set(b["dataset"].tolist()) for b in batches]
+    assert all(len(d) == 1 for d in per_batch)                       # never mixed within a batch
+    picks = np.array([d.pop() for d in per_batch])
+    assert abs(np.mean(picks == 0) - 0.75) <= 0.05                   # the weights pick whole batches
+    lengths = {int(p): {b["input_ids"].shape[1] for b, q in zip(batches, picks) if q == p} for p in (0, 1)}
+    assert lengths == {0: {160}, 1: {384}}   # a: ~150 tokens, b: ~320
+    # the other process draws the same dataset at the same step (deterministic interleave), from its own shard
+    it1 = pipeline.make_train_iterator(cfg, tok, sources=sources, process_index=1, process_count=2)
+    it0 = pipeline.make_train_iterator(cfg, tok, sources=sources, process_index=0, process_count=2)
+    for _ in range(8):
+        b0, b1 = next(it0), next(it1)
+        assert set(b0["dataset"].tolist()) == set(b1["dataset"].tolist())
+    _assert_resume_is_exact(cfg, tok, sources, it, 5)   # the mixed batch streams' state is whole
+    with pytest.raises(Exception, match="mix_unit"):
+        pipeline.data_config(_cfg(["a"], mix_unit="task"))
 
 
 def test_orbax_checkpoint_of_iterator_state(tok, tmp_path):

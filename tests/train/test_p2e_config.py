@@ -37,7 +37,9 @@ def test_phase3_mixture_ratios_are_sampling_weights():
     job = build_job(p2e.get_config("phase3"))
     w = {d.name: d.weight for d in job.data.datasets}
     assert w == {"mer_caption_plus": 0.55, "merr_fine": 0.05, "mintrec": 0.02, "mintrec2": 0.03, "avamerg": 0.35}
-    assert job.data.mixture == "weights"
+    assert job.data.mixture == "weights" and job.data.mix_unit == "example"   # the paper's per-example mix
+    tiny = build_job(p2e.get_config("phase3,tiny")).data
+    assert tiny.mix_unit == "batch" and len(tiny.datasets) == 6   # one task per batch (configs/p2e.py)
 
 
 def test_all_chains_the_phases():
