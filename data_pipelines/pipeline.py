@@ -371,9 +371,9 @@ def build_dataset(config: Any, tokenizer: Any, *, train: bool,
                                                  max_consecutive_skips=cfg.max_consecutive_skips)
 
     weights = [s.weight for s in cfg.datasets]
-    if train and cfg.mix_unit == "batch" and len(parts) > 1:
+    if train and cfg.mix_unit == "batch":
         # Each part's own processing seed: the same seed would give element k of every dataset the same
-        # label-type / paraphrase draw.
+        # label-type / paraphrase draw. (One dataset: the same stream as the per-example path.)
         batched = [process_and_batch(p, cfg.seed + 104729 * i) for i, p in enumerate(parts)]
         it_ds = mixture.mix_batches(batched, weights, names, cfg.mixture)
     else:

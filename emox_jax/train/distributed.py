@@ -44,10 +44,10 @@ def initialize(force: bool = False) -> None:
         jax.distributed.initialize()  # auto-detects SLURM / TPU pod
     _initialized = True
     if jax.process_count() > 1:
-        # One collective over every device while all processes are here together: on CPU, Gloo builds its
-        # communicator at the first collective and waits only 30 s for the peers; compiling the first train step
-        # can make processes reach it further apart than that on a loaded host (seen in the 2-process test:
-        # "Gloo context initialization failed: GetKeyValue() timed out"). On GPU/TPU this is a cheap barrier.
+        # One collective over every device while all processes are here together: on CPU, Gloo builds a
+        # communicator at a program's first collective and waits only 30 s for the peers, and the start-up
+        # programs (parameter init, placement) run before any barrier of ours. Each freshly compiled train step
+        # gets `barrier()` before its first run (loop.py). On GPU/TPU this is a cheap barrier.
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices("emox_jax.distributed.initialize")
