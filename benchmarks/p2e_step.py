@@ -2,6 +2,7 @@
 
     python benchmarks/p2e_step.py                                     # CPU smoke: tiny preset, fp32
     python benchmarks/p2e_step.py --preset nano_emox --dtype bfloat16  # GPU/TPU: the reference's shapes
+    python benchmarks/p2e_step.py --cached-features                   # the step without the frozen backbones
 
 Reference shapes (``nano_emox``): 8 frames 224x224, 8 audio clips x 2 s at 16 kHz, sequence 1024 with the 69
 modality tokens spliced in, LoRA r16 on all 7 projections, phase-3 trainable set (adapters + fusion + LoRA),
@@ -33,6 +34,9 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--peak-tflops", type=float, default=None)
     p.add_argument("--smoke", action="store_true", help="the CPU default, fewer steps")
+    p.add_argument("--cached-features", action="store_true",
+                   help="the step reads precomputed frozen-backbone features (loop.frozen_feature_cache_mb > 0), "
+                        "so CLIP / the face encoder / HuBERT are not in the timed step")
     return p.parse_args(argv)
 
 
@@ -79,6 +83,10 @@ def main(argv=None) -> None:
     step = S.make_train_step(S.NanoEmoX(job.model), tx, st_sh, frozen_sh, mesh, rules, modalities=MODALITIES,
                              schedule=schedule)
     host = S.host_batch(synthetic_batch(job, 0, batch=batch, seq=seq), MODALITIES)
+    if args.cached_features:
+        from emox_jax.train.frozen_features import FrozenFeatureCache
+
+        host = FrozenFeatureCache(job.model, frozen, MODALITIES, max_mb=1e6)(host)
     from emox_jax.train.lm_step import shard_batch
 
     b = shard_batch(host, mesh)
@@ -108,6 +116,7 @@ def main(argv=None) -> None:
     cfg = dict(preset=args.preset, dtype=c.loop.dtype, batch=batch, seq=seq, frames=job.data.num_frames,
                image=job.data.image_size, audio_clips=job.data.num_audio_clips,
                clip_seconds=job.data.clip_seconds, lora_rank=llm.lora_rank, remat=c.loop.remat,
+               cached_features=args.cached_features,
                devices=jax.device_count(), compile_s=round(compile_s, 1), xla_flops_per_step=flops,
                loss=float(m["loss"]), peak_flops=peak)
     emit("p2e_phase3_step_time", round(s["median_s"] * 1e3, 3), "ms", device, cfg)

@@ -5,8 +5,8 @@ PHASE: ``phase1a`` (audio adapter), ``phase1b`` (visual + facial adapters), ``ph
 previous phase's final checkpoint: 1a and 1b from the base model, phase 2 from 1a's audio adapters + 1b's
 visual/facial adapters, phase 3 from phase 2; LoRA starts fresh). ``tiny`` = the tiny preset on EmoSynth
 (in-memory, generated at start-up), 32x32 frames and short audio clips, so CPU training is quick; the tiny
-``all`` run first pretrains the (random-init) tiny LM on text ("phase 0"), since no pretrained weights exist
-offline.
+``all`` run first pretrains the (random-init) tiny LM on text and the tiny CLIP / face encoder on drawn faces'
+expressions ("phase 0"), since no pretrained weights exist offline.
 
 Sections: ``model`` (NanoEmoXConfig), ``optim`` (OptimConfig; ``trainable_regexes`` = the phase's groups),
 ``data`` (DataConfig: datasets with mixture weights = P2E ratios used as SAMPLING WEIGHTS), ``loop``
@@ -120,7 +120,9 @@ def loop_section(preset: str, phase: str, steps: int) -> ml_collections.ConfigDi
         eval_every=0 if tiny else 5000, eval_batches=4 if tiny else 50, ckpt_every=50 if tiny else 1000,
         keep_ckpts=2, async_ckpt=True, seed=0, max_consecutive_nan=5 if tiny else 20,
         dtype="float32" if tiny else "bfloat16", backbone_param_dtype="" if tiny else "bfloat16",
-        remat="none" if tiny else "dots_no_batch", peak_flops_per_device=0.0, progress=True))
+        remat="none" if tiny else "dots_no_batch", peak_flops_per_device=0.0, progress=True,
+        # tiny: 240 clips x ~11 KB of features; real: ~0.4 MB per clip, off unless a phase's clips fit in memory.
+        frozen_feature_cache_mb=256.0 if tiny else 0.0))
 
 
 def phase_config(phase: str, preset: str) -> ml_collections.ConfigDict:
@@ -160,8 +162,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.pretrain_lm = ml_collections.ConfigDict(dict(steps=300 if preset == "tiny" else 0, lr=3e-3, batch_size=8,
                                                    seq_len=384, corpus_lines=200,
                                                    modes=(MAIN, "text")))
+    # Phase 0, vision (tiny only): the random tiny CLIP / face encoder carry no usable expression information, so
+    # they are first trained to read expressions on drawn faces of their own (emox_jax/train/phase0_vision.py).
+    # 600 steps at lr 5e-3 on 1200 faces: 71 % / 44 % per-frame expression accuracy (CLIP / face encoder, 7 classes)
+    # on other drawn faces; 300 steps at 2e-3 reached 46 % / 28 %.
+    c.pretrain_vision = ml_collections.ConfigDict(dict(steps=600 if preset == "tiny" else 0, lr=5e-3, batch_size=16,
+                                                       faces=1200, held_out_faces=200, seed=11))
     c.base = ""
     # 48 = every held-out clip of the tiny corpus (240 clips, 20 % test): with 24 a task's score moved by ~10
     # points between runs of the same config.
-    c.eval_generate = ml_collections.ConfigDict(dict(max_new_tokens=96, per_task=48))
+    # 144 new tokens: the longest answers (ERG's chain of empathy + reply, 102-137 tiny-tokenizer tokens; ERI's
+    # description, 80-102) end before it, so the conclusion / reply is scored rather than cut off (at 96 every
+    # ERG reply and ~10 % of ERI conclusions were); generation stops once every answer has ended.
+    c.eval_generate = ml_collections.ConfigDict(dict(max_new_tokens=144, per_task=48))
     return common.lock(c)

@@ -3,13 +3,15 @@
     python -m launch.quickstart [--workdir runs/quickstart] [--fast]
 
 1. generates a small EmoSynth corpus in memory (``data_pipelines.emosynth``; train + held-out test clips);
-2. phase 0: pretrains the random-init tiny LM on text (no pretrained weights exist offline);
+2. phase 0: pretrains the random-init tiny LM on text and the tiny CLIP / face encoder on drawn faces' expressions
+   (no pretrained weights exist offline);
 3. trains phases 1a, 1b, 2, 3 (``configs/p2e.py:all,tiny``), each from the previous phase's checkpoint;
 4. after each phase, answers held-out clips for all six tasks by greedy generation, scores them with
    ``emox_jax.eval.scoring`` and prints the score beside the task's chance level;
 5. writes ``report.md`` and ``loss_curves.png`` in the work dir.
 
-About 16 minutes on 2 CPU cores (measured: 962 s; phase 0 and phase 3 are 10 of them; the goal is ~10).
+About 22 minutes on 2 CPU cores (measured: 1338 s; phase 0 (LM and vision towers) and phase 3 are 13 of them;
+the goal is ~10).
 ``--fast`` (the CI end-to-end test) runs every phase for a few steps on a smaller corpus (< ~2 minutes after
 compilation). Rerunning resumes where it stopped; compiled programs are cached in ``WORKDIR/.jax_cache``
 (unless ``JAX_COMPILATION_CACHE_DIR`` points elsewhere). Only what ``launch/setup.sh`` installed is needed (the
@@ -30,6 +32,10 @@ def fast_overrides(config) -> None:
     config.pretrain_lm.batch_size = 4
     config.pretrain_lm.seq_len = 384
     config.pretrain_lm.corpus_lines = 50
+    config.pretrain_vision.steps = 2
+    config.pretrain_vision.batch_size = 4
+    config.pretrain_vision.faces = 8
+    config.pretrain_vision.held_out_faces = 8
     config.eval_generate.max_new_tokens = 8
     config.eval_generate.per_task = 4
     for name in config.phases:

@@ -40,3 +40,8 @@ def test_p2e_step_benchmark_smoke():
     assert cfg["batch"] == 2 and cfg["seq"] == 192 and cfg["preset"] == "tiny"
     assert cfg["xla_flops_per_step"] > 0 and 0 < cfg["loss"] < 20   # a real step ran: finite cross-entropy
     assert by["p2e_phase3_mfu"]["value"] is None   # CPU: no known peak, so no MFU rather than a made-up one
+    # With precomputed frozen-backbone features the compiled step holds no CLIP / face encoder / HuBERT.
+    cached = {x["metric"]: x for x in _run_benchmark("p2e_step.py", "--smoke", "--batch", "2", "--seq", "192",
+                                                     "--cached-features")}["p2e_phase3_step_time"]["config"]
+    assert cached["cached_features"] and not cfg["cached_features"]
+    assert 0 < cached["xla_flops_per_step"] < cfg["xla_flops_per_step"]

@@ -26,7 +26,8 @@ the words only (`vocab.INTENTS_BY_TEXT_EMOTION[text_emotion]`), as in MIntRec.
 Balance (exact, per split): clip i of a split of n gets emotion `EMOTIONS[i % 6]` and deciding modality
 `DECIDING_PATTERN[(i // 6) % 20]`, then the order is shuffled with the seed. Hence each emotion count is
 floor(n/6) or ceil(n/6), and within each emotion the deciding modalities follow the shares above (exact
-when n is a multiple of 120). Intents are assigned round-robin within each text emotion, so intents sharing
+when n is a multiple of 120; the pattern interleaves the modalities, so any first k groups are spread as
+evenly as k allows: a 48-clip split has 3 groups of `all` and at least one of each other). Intents are assigned round-robin within each text emotion, so intents sharing
 a tone are balanced; matter-of-fact text is ~42 % of clips (face/voice clips + neutral clips), which makes
 its four intents ~10.5 % each vs ~5.8 % for the other eight. Intensity (low/high) is a fair coin per clip.
 The held-out split is `test` (`round(test_fraction * n)` clips, default 20 %), balanced the same way.
@@ -42,7 +43,10 @@ import numpy as np
 from data_pipelines.vocab import EMOTIONS, INTENTS_BY_TEXT_EMOTION, OV_WORDS, VALENCE_RANGE
 
 DECIDING_MODALITIES = ("all", "face", "voice", "text", "face+voice")
-DECIDING_PATTERN = ("all",) * 8 + ("face", "voice", "text", "face+voice") * 3
+# The shares above, interleaved so that every prefix is spread too: small splits (the quickstart's 48 held-out
+# clips = 8 groups of 6) take only the first groups. Grouped as ("all",)*8 + the rest (as before), a 48-clip split
+# held only `all` clips, so a held-out evaluation never saw a contradicted or absent cue.
+DECIDING_PATTERN = ("all", "face", "voice", "all", "text", "face+voice") * 3 + ("all", "all")
 SPLITS = ("train", "test")
 ABSENT = "absent"
 

@@ -16,7 +16,9 @@ Param tree (top-level names; frozen / trainable per phase in ``configs/p2e.py``)
 not traced at all (their params may be absent from the tree passed to ``apply``). Rows whose ``*_pos`` is -1
 keep their text embeddings. Frozen backbones' outputs pass through ``jax.lax.stop_gradient`` so nothing is
 differentiated inside them; the trainer additionally differentiates only w.r.t. the trainable sub-tree, so no
-weight gradient of a frozen param is ever formed.
+weight gradient of a frozen param is ever formed. ``features=`` takes those outputs precomputed
+(``backbone_features``; the trainer's per-clip cache, ``emox_jax.train.frozen_features``), and then the
+backbones do not run at all.
 
 Differences from the reference, on purpose: placeholder positions come from the pipeline (no search, no
 assertions at run time); the face encoder receives ImageNet-normalised pixels (the reference feeds raw 0..255,
@@ -149,6 +151,27 @@ def check_modalities(modalities: Sequence[str]) -> tuple[str, ...]:
     return tuple(m for m in MODALITIES if m in modalities)
 
 
+# Frozen-backbone outputs (``NanoEmoX.backbone_features``) and the raw input each is computed from.
+FEATURE_SOURCE = {"clip_cls": "frames", "face_feat": "frames", "hubert_mean": "audio"}
+
+
+def feature_keys(modalities: Sequence[str]) -> tuple[str, ...]:
+    """The backbone features ``modalities`` read: CLIP for frame/multi, the face encoder for face, HuBERT for
+    audio/multi."""
+    mods = set(check_modalities(modalities))
+    need = {"clip_cls": bool({"frame", "multi"} & mods), "face_feat": "face" in mods,
+            "hubert_mean": bool({"audio", "multi"} & mods)}
+    return tuple(k for k, n in need.items() if n)
+
+
+def backbone_layers(config: NanoEmoXConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(CLIP layers, HuBERT layers) whose outputs any branch reads, sorted: the layer axis of ``clip_cls`` /
+    ``hubert_mean``. The towers run up to the deepest one either way, so extracting them all costs nothing."""
+    c = config
+    return (tuple(sorted({c.clip.frame_layer, *c.clip.multiscale_layers})),
+            tuple(sorted({*c.hubert.main_layers, *c.hubert.multiscale_layers})))
+
+
 class NanoEmoX(nn.Module):
     """``__call__(input_ids [B,L], *, frames [B,T,S,S,3]?, audio [B,C,N]?, positions [B,L]?, segment_ids [B,L]?,
     starts {modality: [B] int}, modalities=(...), deterministic=True) -> logits [B, L, V] fp32``.
@@ -173,28 +196,52 @@ class NanoEmoX(nn.Module):
         self.fusion = FusionEncoder(c.fusion)
 
     # ------------------------------------------------------------------------------------------- branches
-    def encode(self, frames: jax.Array | None, audio: jax.Array | None, modalities: Sequence[str],
-               deterministic: bool = True) -> dict[str, jax.Array]:
-        """``{modality: [B, N_m, D]}`` for the requested modalities (compute dtype)."""
+    def backbone_features(self, frames: jax.Array | None, audio: jax.Array | None, modalities: Sequence[str],
+                          given: Mapping[str, jax.Array] | None = None) -> dict[str, jax.Array]:
+        """The frozen backbones' outputs the ``modalities`` read (``feature_keys``), stacked per layer:
+
+        ``clip_cls [B, nLv, T, Dv]`` (CLS of ``backbone_layers(config)[0]``), ``face_feat [B, T, Df]``,
+        ``hubert_mean [B, nLa, C, Da]`` (time-mean states of ``backbone_layers(config)[1]``). Features in ``given``
+        (e.g. from ``emox_jax.train.frozen_features``) are used as they are and their backbone does not run.
+        """
         c = self.config
         mods = check_modalities(modalities)
-        need_clip = bool({"frame", "multi"} & set(mods))
-        need_hubert = bool({"audio", "multi"} & set(mods))
-        for name, x, need, nd in (("frames", frames, need_clip or "face" in mods, 5), ("audio", audio, need_hubert, 3)):
-            if need and (x is None or x.ndim != nd):
-                raise ValueError(f"NanoEmoX: modalities {mods} need {name} with {nd} dims, got "
+        given = dict(given or {})
+        need = feature_keys(mods)
+        for name, x, nd in (("frames", frames, 5), ("audio", audio, 3)):
+            if any(k not in given and FEATURE_SOURCE[k] == name for k in need) and (x is None or x.ndim != nd):
+                raise ValueError(f"NanoEmoX: modalities {mods} need {name} with {nd} dims (or precomputed "
+                                 f"{[k for k in need if FEATURE_SOURCE[k] == name]}), got "
                                  f"{None if x is None else tuple(x.shape)}")
+        clip_layers, hubert_layers = backbone_layers(c)
         out: dict[str, jax.Array] = {}
         # Frozen backbones: stop_gradient so no backward pass runs through them.
-        if need_clip:
-            layers = sorted({c.clip.frame_layer, *c.clip.multiscale_layers} if "multi" in mods
-                            else {c.clip.frame_layer})
-            v = self.clip(clip_preprocess(frames, c.clip.image_size), layers=layers)["cls"]
-            v = jax.lax.stop_gradient(v)
-        if need_hubert:
-            layers = sorted({*c.hubert.main_layers, *c.hubert.multiscale_layers} if "multi" in mods
-                            else set(c.hubert.main_layers))
-            a = jax.lax.stop_gradient(self.hubert(audio, layers=layers))
+        for k in need:
+            if k in given:
+                out[k] = given[k]
+            elif k == "clip_cls":
+                v = self.clip(clip_preprocess(frames, c.clip.image_size), layers=clip_layers)["cls"]
+                out[k] = jax.lax.stop_gradient(jnp.stack([v[i] for i in clip_layers], axis=1))
+            elif k == "hubert_mean":
+                a = self.hubert(audio, layers=hubert_layers)["time_mean"]
+                out[k] = jax.lax.stop_gradient(jnp.stack([a[i] for i in hubert_layers], axis=1))
+            else:
+                out[k] = jax.lax.stop_gradient(self.face_encoder(frames, deterministic=True))
+        return out
+
+    def encode(self, frames: jax.Array | None, audio: jax.Array | None, modalities: Sequence[str],
+               deterministic: bool = True, features: Mapping[str, jax.Array] | None = None) -> dict[str, jax.Array]:
+        """``{modality: [B, N_m, D]}`` for the requested modalities (compute dtype). ``features``: precomputed
+        frozen-backbone outputs (``backbone_features``), used instead of running those backbones."""
+        c = self.config
+        mods = check_modalities(modalities)
+        feats = self.backbone_features(frames, audio, mods, given=features)
+        clip_layers, hubert_layers = backbone_layers(c)
+        if "clip_cls" in feats:
+            v = {layer: feats["clip_cls"][:, i] for i, layer in enumerate(clip_layers)}
+        if "hubert_mean" in feats:
+            a = {"time_mean": {layer: feats["hubert_mean"][:, i] for i, layer in enumerate(hubert_layers)}}
+        out: dict[str, jax.Array] = {}
         if "frame" in mods:
             q = self.video_qformer(v[c.clip.frame_layer], deterministic=deterministic)
             out["frame"] = self.video_proj(q, deterministic=deterministic)
@@ -202,8 +249,7 @@ class NanoEmoX(nn.Module):
             q = self.audio_qformer(main_feature(a, c.hubert.main_layers), deterministic=deterministic)
             out["audio"] = self.audio_proj(q, deterministic=deterministic)
         if "face" in mods:
-            f = jax.lax.stop_gradient(self.face_encoder(frames, deterministic=True))
-            out["face"] = self.face_pooling(f, deterministic=deterministic)
+            out["face"] = self.face_pooling(feats["face_feat"], deterministic=deterministic)
         if "multi" in mods:
             vis = jnp.concatenate([v[i] for i in c.clip.multiscale_layers], axis=-1)
             out["multi"] = self.fusion(multiscale_feature(a, c.hubert.multiscale_layers), vis,
@@ -211,14 +257,15 @@ class NanoEmoX(nn.Module):
         return out
 
     def embed_inputs(self, input_ids: jax.Array, *, frames=None, audio=None, starts: Mapping[str, jax.Array],
-                     modalities: Sequence[str], deterministic: bool = True) -> jax.Array:
+                     modalities: Sequence[str], deterministic: bool = True,
+                     features: Mapping[str, jax.Array] | None = None) -> jax.Array:
         """Token embeddings with every requested modality's tokens written at its ``starts[m]`` ``[B, L, D]``."""
         c = self.config
         # Placeholder ids may lie outside a small vocabulary; they are overwritten anyway (the reference zeroes
         # them before the lookup), so clamp to a valid row instead of gathering out of range.
         ids = jnp.clip(input_ids, 0, c.llm.vocab_size - 1)
         x = self.decoder.embed(ids)
-        feats = self.encode(frames, audio, modalities, deterministic)
+        feats = self.encode(frames, audio, modalities, deterministic, features)
         for m in check_modalities(modalities):
             if m not in starts:
                 raise ValueError(f"NanoEmoX: no start positions for modality {m!r} (have {sorted(starts)})")
@@ -227,9 +274,9 @@ class NanoEmoX(nn.Module):
 
     def __call__(self, input_ids: jax.Array, *, frames=None, audio=None, positions=None, segment_ids=None,
                  starts: Mapping[str, jax.Array] | None = None, modalities: Sequence[str] = MODALITIES,
-                 deterministic: bool = True) -> jax.Array:
+                 deterministic: bool = True, features: Mapping[str, jax.Array] | None = None) -> jax.Array:
         x = self.embed_inputs(input_ids, frames=frames, audio=audio, starts=starts or {}, modalities=modalities,
-                              deterministic=deterministic)
+                              deterministic=deterministic, features=features)
         return self.decoder(inputs_embeds=x, positions=positions, segment_ids=segment_ids,
                             deterministic=deterministic)
 
@@ -262,5 +309,5 @@ def abstract_params(config: NanoEmoXConfig, **dummy_kw) -> Any:
     return jax.eval_shape(lambda r: init_params(config, r, **dummy_kw), jax.random.key(0))
 
 
-__all__ = ("ADAPTERS", "BACKBONES", "MODALITIES", "NanoEmoX", "NanoEmoXConfig", "abstract_params",
-           "check_modalities", "dummy_inputs", "init_params")
+__all__ = ("ADAPTERS", "BACKBONES", "FEATURE_SOURCE", "MODALITIES", "NanoEmoX", "NanoEmoXConfig", "abstract_params",
+           "backbone_layers", "check_modalities", "dummy_inputs", "feature_keys", "init_params")

@@ -1,6 +1,7 @@
 """``configs/p2e.py:all``: the whole P2E curriculum in one work dir.
 
-    WORKDIR/base/        base model params (tiny: written by phase 0 = the LM pretrained on text)
+    WORKDIR/base/        base model params (tiny: written by phase 0 = the LM pretrained on text, the vision
+                         towers on drawn faces' expressions)
     WORKDIR/phase1a/     phase dirs (layout in ``p2e_job``): 1a and 1b start from the base,
     WORKDIR/phase1b/     phase 2 from 1a's trainable params then 1b's (1b loaded second, as the reference),
     WORKDIR/phase2/      phase 3 from phase 2 (LoRA fresh: it was frozen at its zero-B init until then)
@@ -29,6 +30,26 @@ def _finished(phase_dir: pathlib.Path, steps: int) -> bool:
         return False
     with ckpt_lib.Checkpointer(d, async_save=False) as ck:
         return (ck.latest_step() or 0) >= steps
+
+
+def _pretrain_vision(config, job, say) -> dict | None:
+    """Phase 0, vision (``emox_jax/train/phase0_vision.py``): the tiny CLIP tower and face encoder trained to read
+    facial expressions on a corpus of drawn faces of their own; None when ``pretrain_vision.steps`` is 0."""
+    p = config.get("pretrain_vision")
+    if p is None or int(p.steps) <= 0:
+        return None
+    from emox_jax.train.phase0_vision import expression_accuracy, face_corpus, pretrain_vision
+
+    d = job.data
+    frames, labels = face_corpus(int(p.faces), int(p.seed), num_frames=d.num_frames, size=d.image_size)
+    say(f"[phase0] pretraining the tiny CLIP and face encoder on {len(frames)} drawn faces for {p.steps} steps")
+    params, _ = pretrain_vision(job.model, frames, labels, steps=int(p.steps), lr=float(p.lr),
+                                batch_size=int(p.batch_size), seed=job.loop.seed, log=say)
+    held = face_corpus(int(p.held_out_faces), int(p.seed) + 1, num_frames=d.num_frames, size=d.image_size)
+    acc = expression_accuracy(job.model, params, *held)
+    say(f"[phase0] expression accuracy on {len(held[0])} other drawn faces (7 classes, per frame): CLIP "
+        f"{100 * acc['clip']:.1f} %, face encoder {100 * acc['face']:.1f} %")
+    return {"clip": params["clip"], "face_encoder": params["face_encoder"]}
 
 
 def run_all(config, workdir: str | pathlib.Path, *, log: Callable[[str], None] | None = None,
@@ -64,7 +85,8 @@ def run_all(config, workdir: str | pathlib.Path, *, log: Callable[[str], None] |
             dec, phase0_losses = pretrain_lm(first.model, lines, tok, steps=int(p.steps), lr=float(p.lr),
                                              batch_size=int(p.batch_size), seq_len=int(p.seq_len),
                                              seed=first.loop.seed, log=say)
-            write_base(first.model, dec, base_dir, first.preset, seed=first.loop.seed)
+            vision = _pretrain_vision(config, first, say)
+            write_base(first.model, dec, base_dir, first.preset, seed=first.loop.seed, extra=vision)
             (root / "phase0_losses.json").write_text(json.dumps(phase0_losses))
         elif (root / "phase0_losses.json").exists():
             phase0_losses = json.loads((root / "phase0_losses.json").read_text())

@@ -10,7 +10,10 @@
   update, ``max_consecutive_nan`` in a row stops the run with ``NonFiniteLossError``;
 * metrics (loss, per-task loss, lr, grad norm, tokens/s, samples/s, MFU) to TensorBoard, ``metrics.jsonl`` and a
   tqdm bar (process 0); periodic eval loss on held-out batches;
-* SIGTERM: checkpoint at the current step, wait for Orbax to finalise it, return ``stopped=True``.
+* SIGTERM: checkpoint at the current step, wait for Orbax to finalise it, return ``stopped=True``;
+* ``loop.frozen_feature_cache_mb`` > 0: each clip's frozen-backbone features are computed once and cached on the
+  host (``frozen_features.FrozenFeatureCache``, keyed by the media bytes), and the steps read them instead of
+  running CLIP / the face encoder / HuBERT. Not checkpointed: a resumed run recomputes them on first sight.
 
 ``batch_source`` (tests, benchmarks): ``step -> global host batch`` instead of the Grain pipeline; each process
 takes its rows, so runs on any number of processes see the same global batches.
@@ -32,11 +35,12 @@ import numpy as np
 from flax import linen as nn
 
 from emox_jax import sharding as shd
-from emox_jax.models.nano_emox import NanoEmoX
+from emox_jax.models.nano_emox import NanoEmoX, feature_keys
 from emox_jax.train import checkpoint as ckpt_lib
 from emox_jax.train import distributed
 from emox_jax.train import p2e_job as J
 from emox_jax.train import p2e_step as S
+from emox_jax.train.frozen_features import FrozenFeatureCache
 from emox_jax.train.optim import make_optimizer
 from emox_jax.train.signals import StopRequest
 
@@ -156,6 +160,11 @@ def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None,
     say(f"[{job.phase}] trainable {S.count(abs_train):,} params in {len(trainable_paths)} tensors; frozen "
         f"{S.count(J.trainable_split(job, abstract_plain)[1]):,}; modalities {mods}; mesh {dict(mesh.shape)}")
 
+    # Frozen-backbone features cached per clip: the compiled steps then hold no backbone (loop docstring).
+    features = None
+    if lp.frozen_feature_cache_mb > 0 and feature_keys(mods):
+        features = FrozenFeatureCache(job.model, frozen, mods, max_mb=lp.frozen_feature_cache_mb)
+
     # ---- data
     it = None
     if batch_source is None:
@@ -216,6 +225,8 @@ def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None,
             while step < lp.steps:
                 host = next(it) if it is not None else _process_rows(batch_source(step))
                 host = S.host_batch(host, mods)
+                if features is not None:
+                    host = features(host)
                 batch = _shard(host, mesh)
                 key = tuple((k, v.shape, str(v.dtype)) for k, v in sorted(batch.items()))
                 if key not in compiled:
@@ -256,7 +267,7 @@ def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None,
                     t_window = time.perf_counter()
                 # Periodic held-out eval (the last step's eval runs after the final save below, once).
                 if lp.eval_every and step % lp.eval_every == 0 and step < lp.steps and eval_sources is not None:
-                    last_eval = evaluate_loss(job, eval_step, state, frozen, mesh, tokenizer, eval_sources)
+                    last_eval = evaluate_loss(job, eval_step, state, frozen, mesh, tokenizer, eval_sources, features)
                     logger.write(step, last_eval, prefix="eval")
                 want_stop = stop.should_stop() or (stop_after is not None and step - start >= stop_after)
                 if want_stop and step < lp.steps:
@@ -271,7 +282,7 @@ def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None,
                 if ck.latest_step() != step:
                     save(step)
                 if eval_sources is not None:
-                    last_eval = evaluate_loss(job, eval_step, state, frozen, mesh, tokenizer, eval_sources)
+                    last_eval = evaluate_loss(job, eval_step, state, frozen, mesh, tokenizer, eval_sources, features)
                     logger.write(step, last_eval, prefix="eval")
     finally:
         ck.wait()   # a checkpoint counts only once Orbax has finalised it
@@ -279,6 +290,11 @@ def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None,
         if bar is not None:
             bar.close()
         logger.close()
+    if features is not None:
+        st = features.stats()
+        say(f"[{job.phase}] frozen-feature cache (per clip and backbone): {st['misses']} computed and kept "
+            f"({st['mb']:.1f} MB), {st['hits']} reused, {st['uncached']} recomputed past the "
+            f"{lp.frozen_feature_cache_mb:g} MB cap")
     return PhaseResult(phase=job.phase, workdir=str(workdir), final_step=int(jax.device_get(state.step)),
                        stopped=stopped, losses=losses, history=history, eval=last_eval,
                        nan_skipped=int(jax.device_get(state.nan_skipped)))
@@ -330,10 +346,11 @@ def _mean(window: list[Mapping[str, Any]]) -> dict[str, float]:
     return out
 
 
-def evaluate_loss(job: J.PhaseJob, eval_step, state, frozen, mesh, tokenizer, eval_sources) -> dict[str, float]:
+def evaluate_loss(job: J.PhaseJob, eval_step, state, frozen, mesh, tokenizer, eval_sources,
+                  features: FrozenFeatureCache | None = None) -> dict[str, float]:
     """Mean CE (and per-task CE) over up to ``loop.eval_batches`` held-out batches of EACH of the phase's
     datasets (the eval pass reads datasets one after another, so a shared budget would only ever reach the
-    first one: phase 3's held-out loss was MSA's alone)."""
+    first one: phase 3's held-out loss was MSA's alone). ``features``: the train loop's frozen-feature cache."""
     from data_pipelines.pipeline import make_eval_iterator
     from data_pipelines.schema import TASKS
 
@@ -344,7 +361,10 @@ def evaluate_loss(job: J.PhaseJob, eval_step, state, frozen, mesh, tokenizer, ev
         for i, b in enumerate(make_eval_iterator(dcfg, tokenizer, sources=eval_sources)):
             if i >= job.loop.eval_batches:
                 break
-            out = jax.device_get(eval_step(state.trainable, frozen, _shard(S.host_batch(b, job.modalities), mesh)))
+            host = S.host_batch(b, job.modalities)
+            if features is not None:
+                host = features(host)
+            out = jax.device_get(eval_step(state.trainable, frozen, _shard(host, mesh)))
             tot += out["ce_sum"]; cnt += out["count"]; ts += out["task_sum"]; tc += out["task_count"]  # noqa: E702
     res = {"loss": float(tot / max(cnt, 1))}
     for i, t in enumerate(TASKS):

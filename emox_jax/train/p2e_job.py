@@ -56,6 +56,9 @@ class P2ELoop:
     remat: str = "none"
     peak_flops_per_device: float = 0.0  # 0 = from the device kind (MFU left out when unknown)
     progress: bool = True
+    # > 0: cache each clip's frozen-backbone features (CLIP, face encoder, HuBERT) on the host, up to this many MB
+    # (emox_jax/train/frozen_features.py); the compiled steps then hold no backbone. 0 = run them every step.
+    frozen_feature_cache_mb: float = 0.0
 
     def validate(self) -> None:
         for n in ("batch_size", "steps", "grad_accum", "log_every", "keep_ckpts", "max_consecutive_nan"):
@@ -63,6 +66,8 @@ class P2ELoop:
                 raise ValueError(f"{n} must be > 0, got {getattr(self, n)}")
         if self.batch_size % self.grad_accum:
             raise ValueError(f"batch_size {self.batch_size} is not divisible by grad_accum {self.grad_accum}")
+        if self.frozen_feature_cache_mb < 0:
+            raise ValueError(f"frozen_feature_cache_mb must be >= 0, got {self.frozen_feature_cache_mb}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype {self.dtype!r} must be 'float32' or 'bfloat16'")
 

@@ -30,12 +30,12 @@ from flax import struct, traverse_util
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from emox_jax import sharding as shd
-from emox_jax.models.nano_emox import NanoEmoX
+from emox_jax.models.nano_emox import FEATURE_SOURCE, NanoEmoX
 from emox_jax.train.lm_step import opt_state_shardings
 
 NUM_TASKS = 6  # data_pipelines.schema.TASKS
 STEP_KEYS = ("input_ids", "labels", "loss_mask", "attention_mask", "positions", "frames", "audio", "frame_pos",
-             "face_pos", "audio_pos", "multi_pos", "task_id", "valid")
+             "face_pos", "audio_pos", "multi_pos", "task_id", "valid", *FEATURE_SOURCE)
 
 
 @struct.dataclass
@@ -131,10 +131,11 @@ def loss_sums(model: NanoEmoX, params: Any, batch: Mapping[str, jax.Array], moda
     """``(ce_sum, aux)``: summed fp32 CE over supervised tokens; aux = count, task_sum [6], task_count [6]."""
     starts = {m: batch[f"{m}_pos"] for m in modalities}
     rngs = None if deterministic or rng is None else {"dropout": rng}
+    features = {k: batch[k] for k in FEATURE_SOURCE if k in batch}   # precomputed frozen-backbone outputs
     logits = model.apply({"params": params}, batch["input_ids"], frames=batch.get("frames"),
                          audio=batch.get("audio"), positions=batch.get("positions"),
                          segment_ids=batch.get("attention_mask"), starts=starts, modalities=tuple(modalities),
-                         deterministic=deterministic, rngs=rngs)
+                         deterministic=deterministic, rngs=rngs, features=features or None)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), batch["labels"])
     mask = batch["loss_mask"].astype(jnp.float32)
     if "valid" in batch:

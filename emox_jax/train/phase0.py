@@ -1,8 +1,9 @@
 """Phase 0 (tiny ``all`` runs only): pretrain the random-init tiny LM on text, then write the base model.
 
-No pretrained weights exist offline, so the tiny preset's frozen backbones are random. CLIP / HuBERT / Swin
-stay random (frozen random features still carry the input's information; the adapters learn to read them),
-but a random frozen LM would make phases 1-2 meaningless, so the decoder is first trained as a plain causal
+No pretrained weights exist offline, so the tiny preset's frozen backbones start random. HuBERT stays random (its
+frozen random features still carry the voice cues: a linear probe reads the emotion from them); CLIP and the face
+encoder do not keep the drawn expressions, so they are pretrained on faces first (``phase0_vision``). A random
+frozen LM would make phases 1-2 meaningless, so the decoder is first trained as a plain causal
 LM on (a) EmoSynth training prompts with their answers, one per task, tokenised exactly as the P2E pipeline
 tokenises them and packed whole (one prompt + answer never straddles two windows, so answers are learned after
 their whole prompt and at the positions inference uses), and (b) some lines of the corpus the package ships.
@@ -106,10 +107,16 @@ def pretrain_lm(model_cfg: NanoEmoXConfig, lines: Sequence[str | Sequence[int]],
 
 
 def write_base(model_cfg: NanoEmoXConfig, decoder_params: dict | None, directory: str | pathlib.Path,
-               preset: str, seed: int = 0) -> None:
-    """Full NanoEmoX params (random init from ``seed``) with the decoder's base weights replaced, as a params dir."""
+               preset: str, seed: int = 0, extra: dict | None = None) -> None:
+    """Full NanoEmoX params (random init from ``seed``) with the decoder's base weights replaced (and any
+    top-level sub-trees in ``extra``, e.g. the phase-0 vision towers ``clip`` / ``face_encoder``), as a params dir."""
     full = jax.jit(lambda r: nn.meta.unbox(init_params(model_cfg, r, batch=1, length=max(
         64, sum(model_cfg.token_counts.values()) + 2))))(jax.random.key(seed))
     if decoder_params is not None:
         full = merge(full, {"decoder": decoder_params})
+    if extra:
+        unknown = sorted(set(extra) - set(full))
+        if unknown:
+            raise ValueError(f"write_base: {unknown} are not NanoEmoX sub-trees (have {sorted(full)})")
+        full = merge(full, extra)
     save_params(directory, full, {"preset": preset, "source": "phase0" if decoder_params is not None else "init"})

@@ -211,6 +211,10 @@ def test_labels_are_balanced_as_documented():
         assert abs(d["intensity"]["high"] / n - 0.5) < 0.15
     small = labels.label_distribution(sample_clips(50, 0))["train"]["emotion"]
     assert max(small.values()) - min(small.values()) <= 1
+    # A small held-out split (the quickstart's: 240 clips -> 48 test) still has every deciding modality, so the
+    # held-out scores include clips whose words contradict or lack the emotion (it once held only `all` clips).
+    held_out = labels.label_distribution(sample_clips(240, 7))["test"]["deciding_modality"]
+    assert held_out == {"all": 18, "face": 12, "voice": 6, "text": 6, "face+voice": 6}
 
 
 def test_cue_rule_and_deciding_modality_column(corpus):

@@ -45,6 +45,11 @@ def test_phase3_mixture_ratios_are_sampling_weights():
 def test_all_chains_the_phases():
     c = p2e.get_config("all,tiny")
     assert list(c.phases) == list(p2e.PHASES) and c.pretrain_lm.steps > 0
+    # tiny: phase 0 also pretrains the vision towers, and the trainer caches frozen features; the real preset
+    # arrives with pretrained weights and leaves the cache off (0.4 MB per clip).
+    assert c.pretrain_vision.steps > 0 and c.phases.phase3.loop.frozen_feature_cache_mb > 0
+    real = p2e.get_config("all")
+    assert real.pretrain_vision.steps == 0 and real.phases.phase3.loop.frozen_feature_cache_mb == 0
     assert p2e.INIT_FROM == {"phase1a": (), "phase1b": (), "phase2": ("phase1a", "phase1b"), "phase3": ("phase2",)}
 
 
