@@ -83,8 +83,9 @@ class FrozenFeatureCache:
             if s not in host:
                 raise KeyError(f"FrozenFeatureCache: the batch has no {s!r} (modalities {self.modalities}; "
                                f"keys {sorted(host)})")
-        n = int(np.asarray(host[self.sources[0]]).shape[0])
-        row_keys = {k: [(k, _row_key(np.asarray(host[FEATURE_SOURCE[k]])[i])) for i in range(n)] for k in self.keys}
+        # One hash per row and raw input (CLIP and the face encoder both read the frames).
+        digests = {s: [_row_key(row) for row in np.asarray(host[s])] for s in self.sources}
+        row_keys = {k: [(k, d) for d in digests[FEATURE_SOURCE[k]]] for k in self.keys}
         todo = any(rk not in self._store for k in self.keys for rk in row_keys[k])
         fresh = None
         if todo:

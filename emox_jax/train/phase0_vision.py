@@ -10,10 +10,11 @@ away. Phase 1b then had nothing to adapt, and the visual branch was dead weight 
 
 So, as a stand-in for that pretraining, the tiny CLIP tower (a linear head on the CLS state of every layer the
 branches read) and the face encoder (a linear head on its per-frame features) are trained to classify what the
-face in each frame of the TRAINING clips shows: one of the six emotions, or ``absent`` (head turned away). The
-label is the face cue alone (``labels.ClipSpec.face_cue``), never the clip's emotion when the face does not show
-it, so the encoders learn perception, not the task. The heads are dropped; the trained towers go into the base
-model and stay frozen through P2E as usual. HuBERT is left random: its features already carry the voice cues.
+face in each frame shows: one of the six emotions, or ``absent`` (head turned away), on a corpus of drawn faces
+of their own (``face_corpus``: EmoSynth's face painter with its own seed, no EmoSynth clip, no task label), so the
+encoders learn perception, not the task. The heads are dropped; the trained towers go into the base model and
+stay frozen through P2E as usual. HuBERT is left random: its features already carry the voice cues. Measured
+(600 steps, lr 5e-3, 1200 faces): 71 % / 44 % per-frame accuracy (CLIP / face encoder) on 200 other faces.
 """
 
 from __future__ import annotations
