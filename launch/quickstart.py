@@ -10,7 +10,7 @@
    ``emox_jax.eval.scoring`` and prints the score beside the task's chance level;
 5. writes ``report.md`` and ``loss_curves.png`` in the work dir.
 
-About 22 minutes on 2 CPU cores (measured: 1338 s; phase 0 (LM and vision towers) and phase 3 are 13 of them;
+About 20 minutes on 2 CPU cores (measured: 1211 s; phase 0 (LM and vision towers) and phase 3 are 12 of them;
 the goal is ~10).
 ``--fast`` (the CI end-to-end test) runs every phase for a few steps on a smaller corpus (< ~2 minutes after
 compilation). Rerunning resumes where it stopped; compiled programs are cached in ``WORKDIR/.jax_cache``

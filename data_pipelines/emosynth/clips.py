@@ -51,7 +51,7 @@ def clip_text(spec: labels.ClipSpec) -> ClipText:
     rng = np.random.default_rng([spec.render_seed, 1])
     sub = text.subtitle(spec.text_emotion, spec.intent, rng)
     coe, reply, topic = text.empathy(spec.emotion, rng)
-    why = text.reason(spec.face_cue, spec.voice_cue, spec.text_emotion, spec.emotion, sub, spec.openset)
+    why = text.reason(spec.face_cue, spec.voice_cue, spec.text_emotion, spec.emotion, spec.openset)
     return ClipText(subtitle=sub, reason=why, coe=coe, response=reply, topic=topic)
 
 

@@ -50,51 +50,60 @@ FACE_CUES = {
     "sad": "the mouth turns down, the inner eyebrows rise and the eyes droop",
     "angry": "the eyebrows are drawn down into a frown and the eyes narrow",
     "worried": "the inner eyebrows rise and the eyes open wide while the mouth tightens",
-    "surprise": "the eyebrows shoot up, the eyes open wide and the mouth drops open",
+    "surprise": "the brows shoot up, the eyes open wide and the mouth drops open",
 }
 VOICE_CUES = {
     "neutral": "the voice is even, at a moderate pitch and pace",
     "happy": "the voice is high, bright and bouncy",
     "sad": "the voice is quiet, low and slow, falling at the end",
     "angry": "the voice is loud, fast and harsh",
-    "worried": "the voice is hurried and trembling, with a breathy tone",
-    "surprise": "the voice rises sharply in pitch",
+    "worried": "the voice is trembling and hurried, with a breathy tone",
+    "surprise": "the voice is sharp, rising suddenly in pitch",
 }
 TEXT_TONES = {
     "neutral": "matter-of-fact", "happy": "cheerful", "sad": "sorrowful",
     "angry": "hostile", "worried": "anxious", "surprise": "astonished",
 }
 
-# emotion -> (event scenario, emotion cause, goal to response, reply, topic) alternatives
+# emotion -> (event scenario, emotion cause, goal to response, reply, topic) alternatives. Every scenario opens
+# with "The speaker" and the next word is the emotion's own ("just", "lost", "found", "has", "never", "is"), shared
+# by both of its scenarios: the scenarios part at one token, six ways, decided by the emotion alone, as a label
+# token is. A Chain-of-Empathy answer states the scenario before the emotion word, and the choice between an
+# emotion's two scenarios is a coin flip the clip does not show. With scenarios that part in stages, greedy decoding
+# compares groups of emotions, not emotions: with "The speaker's team / old dog / neighbour / mother / friends"
+# against "The speaker just / failed / has / ran / is" and "A coworker", the quickstart's tiny model wrote "The
+# speaker's old dog passed away" for 27 of 48 held-out clips (ERG emotion accuracy 27 %, chance 19 %); with
+# openings "The ..." (4 emotions) against "A ..." (angry) and "Out of the blue" (surprise) it never chose angry or
+# surprise. The face and voice cues below part the same way ("in the video, the <word>", "the voice is <word>").
 EMPATHY = {
     "happy": (
         ("The speaker just got the job offer they had hoped for.", "their long preparation finally paid off",
          "share their joy and encourage them", "That is fantastic news, congratulations! You worked so hard for this.", "career"),
-        ("The speaker's team won the final match.", "their effort over the whole season was rewarded",
+        ("The speaker just saw their team win the final match.", "their effort over the whole season was rewarded",
          "celebrate with them", "What a win! You must be so proud of the team.", "sports"),
     ),
     "sad": (
-        ("The speaker's old dog passed away last week.", "they lost a companion of many years",
+        ("The speaker lost their old dog last week.", "they lost a companion of many years",
          "comfort them and acknowledge the loss", "I'm so sorry for your loss. It's clear how much you loved him.", "pets"),
-        ("The speaker failed an exam they studied hard for.", "their effort did not bring the result they hoped for",
-         "console them and restore some hope", "That must hurt a lot. One exam does not define you; you can try again.", "school"),
+        ("The speaker lost the scholarship they studied hard for.", "their effort did not bring the result they hoped for",
+         "console them and restore some hope", "That must hurt a lot. One setback does not define you; you can try again.", "school"),
     ),
     "angry": (
-        ("The speaker's neighbour blocked their driveway again.", "their repeated requests were ignored",
+        ("The speaker found their driveway blocked by the neighbour again.", "their repeated requests were ignored",
          "acknowledge the frustration and suggest a calm step", "That sounds infuriating. Maybe a written note would finally get through.", "neighbours"),
-        ("A coworker took credit for the speaker's project.", "their work was not recognised",
+        ("The speaker found that a coworker took credit for their project.", "their work was not recognised",
          "validate the anger and help them plan a response", "That's really unfair. You deserve credit; it may help to talk to your manager.", "work"),
     ),
     "worried": (
-        ("The speaker's mother is waiting for test results from the hospital.", "they fear bad news about her health",
+        ("The speaker has to wait for their mother's test results from the hospital.", "they fear bad news about her health",
          "reassure them and offer support", "Waiting is the hardest part. I hope the results are good; I'm here for you.", "family"),
         ("The speaker has a big presentation tomorrow.", "they are afraid of making mistakes in front of everyone",
          "calm their nerves and boost confidence", "You've prepared well. A bit of nervousness is normal; you'll do great.", "work"),
     ),
     "surprise": (
-        ("The speaker's friends threw them an unexpected party.", "they had no idea anything was planned",
+        ("The speaker never expected their friends to throw them a party.", "they had no idea anything was planned",
          "share the excitement", "No way, a surprise party! Your friends really care about you.", "friends"),
-        ("The speaker ran into a childhood friend abroad.", "they never expected to meet them so far from home",
+        ("The speaker never expected to run into a childhood friend abroad.", "they never expected to meet them so far from home",
          "share their amazement", "What a coincidence! It's such a small world.", "travel"),
     ),
     "neutral": (
@@ -113,20 +122,26 @@ def subtitle(text_emotion: str, intent: str, rng: np.random.Generator) -> str:
     return options[int(rng.integers(len(options)))]
 
 
-def reason(face_cue: str, voice_cue: str, text_emotion: str, emotion: str, sub: str,
+def reason(face_cue: str, voice_cue: str, text_emotion: str, emotion: str,
            openset: tuple[str, ...]) -> str:
-    """An EMER-style reasoning paragraph naming the clip's cues, ending with the open-vocabulary conclusion."""
-    parts = []
-    parts.append("the person's face is turned away from the camera, so the face gives no clue"
-                 if face_cue == "absent" else f"in the video, {FACE_CUES[face_cue]}")
-    parts.append("the speech is whispered, so the tone of voice gives no clue"
-                 if voice_cue == "absent" else f"in the audio, {VOICE_CUES[voice_cue]}")
+    """An EMER-style reasoning paragraph naming the clip's cues, ending with the open-vocabulary conclusion.
+
+    Order: words, voice, face. A generated paragraph follows its own earlier parts (in training, the cues of
+    most clips agree), so its first part steers the rest. Face first (as before), the quickstart's tiny model got
+    the face right for 7-10 of 48 held-out clips, and the voice, the words and the conclusion then followed the
+    wrong face (ERI wheel F 27-33, chance 24); words first (the cue it reads best), the first part is right for 22
+    of 48 and ERI is 41. The words are named by their tone, not quoted: with the transcript quoted, the model
+    misquoted it in most answers (a 4-layer LM copies a 10-word span poorly) and the paragraph went off the rails.
+    """
     tone = TEXT_TONES[text_emotion]
     if text_emotion != emotion and text_emotion != "neutral":
-        parts.append(f"the words \"{sub}\" sound {tone}, but they contradict the face and the voice, "
-                     f"which agree with each other")
+        parts = [f"the words sound {tone}, but they contradict the face and the voice, which agree with each other"]
     else:
-        parts.append(f"the words \"{sub}\" are {tone}")
+        parts = [f"the words are {tone}"]
+    parts.append("the speech is whispered, so the tone of voice gives no clue"
+                 if voice_cue == "absent" else f"in the audio, {VOICE_CUES[voice_cue]}")
+    parts.append("the person's face is turned away from the camera, so the face gives no clue"
+                 if face_cue == "absent" else f"in the video, {FACE_CUES[face_cue]}")
     body = "; ".join(parts)
     return f"{body[0].upper()}{body[1:]}. Therefore, it is inferred that the emotional state is {', '.join(openset)}."
 

@@ -247,6 +247,51 @@ def test_open_vocabulary_words_are_emotion_wheel_words(shared_data):
     assert not missing, f"not in the emotion-wheel vocabulary: {sorted(missing)}"
 
 
+def _branch_token(texts_by_emotion: dict, prefix: str) -> dict:
+    """Tokenise prefix + each text; check they share one prefix and then part at a single token whose value
+    depends on the emotion only (greedy decoding then picks an emotion there, not a group of emotions).
+    Returns {emotion: branch token}."""
+    from emox_jax.tokenizer import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    seqs = {e: [tok.encode(prefix + t) for t in texts] for e, texts in texts_by_emotion.items()}
+    flat = [s for ss in seqs.values() for s in ss]
+    n = 0
+    while all(len(s) > n and s[n] == flat[0][n] for s in flat):
+        n += 1
+    branch = {e: {s[n] for s in ss} for e, ss in seqs.items()}
+    assert all(len(b) == 1 for b in branch.values()), branch
+    tokens = {e: b.pop() for e, b in branch.items()}
+    assert len(set(tokens.values())) == len(tokens), tokens
+    return tokens
+
+
+def test_empathy_scenarios_part_six_ways_at_one_token():
+    """A Chain-of-Empathy answer states the scenario before the emotion (text.py, EMPATHY)."""
+    from data_pipelines.emosynth.text import EMPATHY
+
+    assert len(_branch_token({e: [o[0] for o in opts] for e, opts in EMPATHY.items()},
+                             "<think>Firstly, the event scenario: ")) == 6
+
+
+def test_face_and_voice_cues_part_six_ways_at_one_token():
+    from data_pipelines.emosynth.text import FACE_CUES, VOICE_CUES
+
+    assert len(_branch_token({e: [c] for e, c in FACE_CUES.items()}, "; in the video, ")) == 6
+    assert len(_branch_token({e: [c] for e, c in VOICE_CUES.items()}, "; in the audio, ")) == 6
+
+
+def test_reason_names_each_cue_and_ends_with_the_open_set():
+    from data_pipelines.emosynth.text import FACE_CUES, reason
+
+    r = reason("happy", "absent", "sad", "happy", ("happy", "cheerful"))
+    assert r.startswith("The words sound sorrowful, but they contradict the face and the voice")
+    assert "in the video, " + FACE_CUES["happy"] in r
+    assert "the speech is whispered, so the tone of voice gives no clue" in r
+    assert r.endswith("Therefore, it is inferred that the emotional state is happy, cheerful.")
+    assert "the person's face is turned away" in reason("absent", "sad", "neutral", "sad", ("sad",))
+
+
 def test_iter_examples_yields_schema_records():
     recs = list(iter_examples(8, 0, split="test"))
     assert len(recs) == 2
