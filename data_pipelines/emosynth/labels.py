@@ -27,9 +27,10 @@ Balance (exact, per split): clip i of a split of n gets emotion `EMOTIONS[i % 6]
 `DECIDING_PATTERN[(i // 6) % 20]`, then the order is shuffled with the seed. Hence each emotion count is
 floor(n/6) or ceil(n/6), and within each emotion the deciding modalities follow the shares above (exact
 when n is a multiple of 120; the pattern interleaves the modalities, so any first k groups are spread as
-evenly as k allows: a 48-clip split has 3 groups of `all` and at least one of each other). Intents are assigned round-robin within each text emotion, so intents sharing
-a tone are balanced; matter-of-fact text is ~42 % of clips (face/voice clips + neutral clips), which makes
-its four intents ~10.5 % each vs ~5.8 % for the other eight. Intensity (low/high) is a fair coin per clip.
+evenly as k allows: a 48-clip split has 3 groups of `all` and at least one of each other). Intents are assigned
+round-robin within each text emotion, so intents sharing a tone are balanced; matter-of-fact text is ~42 % of
+clips (face/voice clips + neutral clips), which makes its four intents ~10.5 % each vs ~5.8 % for the other eight.
+Intensity (low/high) is a fair coin per clip.
 The held-out split is `test` (`round(test_fraction * n)` clips, default 20 %), balanced the same way.
 """
 

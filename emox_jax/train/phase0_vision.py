@@ -31,6 +31,7 @@ from data_pipelines.vocab import EMOTIONS
 from emox_jax.models.clip_vit import ClipVision, clip_preprocess
 from emox_jax.models.face_encoder import FaceEncoder
 from emox_jax.models.nano_emox import NanoEmoXConfig, backbone_layers
+from emox_jax.train.optim import OptimConfig, make_optimizer
 
 FACE_CLASSES = (*EMOTIONS, "absent")
 
@@ -73,8 +74,11 @@ def pretrain_vision(model_cfg: NanoEmoXConfig, frames: np.ndarray, labels: np.nd
                          f"({len(labels)})")
     model = ExpressionProbe(model_cfg)
     params = nn.meta.unbox(jax.jit(model.init)(jax.random.key(seed), jnp.asarray(frames[:1]))["params"])
-    sched = optax.warmup_cosine_decay_schedule(lr / 100, lr, max(1, steps // 10), max(steps, 2), lr / 10)
-    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(sched, weight_decay=0.01))
+    # phase 0's LM recipe (warmup from lr/100 over a tenth of the steps, cosine to lr/10, clip 1.0, wd 0.01), with
+    # weight decay on every param (biases and norm scales too).
+    tx, _ = make_optimizer(OptimConfig(lr=lr, min_lr=lr / 10, warmup_init_lr=lr / 100, warmup_steps=max(1, steps // 10),
+                                       total_steps=max(steps, 2), weight_decay=0.01, grad_clip_norm=1.0,
+                                       no_decay_regexes=()))
     opt = tx.init(params)
 
     def loss_fn(p, x, y):
