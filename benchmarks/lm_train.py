@@ -25,7 +25,7 @@ def parse_args(argv=None):
     p.add_argument("--seq", type=int, default=64)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="compute dtype")
     p.add_argument("--remat", default="none", help="remat policy: none|full|dots|dots_no_batch|everything")
-    p.add_argument("--attention", default=None, choices=[None, "xla", "cudnn"], help="default: per platform")
+    p.add_argument("--attention", default=None, choices=[None, "einsum", "xla", "cudnn"], help="default: per platform")
     p.add_argument("--mesh", default="1,-1,1", help="data,fsdp,tensor")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)

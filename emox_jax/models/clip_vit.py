@@ -59,7 +59,7 @@ class ClipVisionConfig:
     dtype: str = "float32"  # compute dtype (bf16 on accelerators); norms and softmax stay fp32
     param_dtype: str = "float32"
     remat_policy: str = "none"
-    attention_impl: str | None = None  # None = per platform (cuDNN on GPU in bf16, XLA elsewhere)
+    attention_impl: str | None = None  # None = per platform (layers/attention.py)
 
     @staticmethod
     def vit_l14(**overrides) -> "ClipVisionConfig":

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from emox_jax.infer.kv_cache import KVCache, init_cache, write_layer
-from emox_jax.layers.attention import dot_product_attention, make_attention_mask
+from emox_jax.layers.attention import choose_implementation, dot_product_attention, make_attention_mask
 from emox_jax.layers.embed import Embedder, Unembed
 from emox_jax.layers.lora import LoRADenseGeneral
 from emox_jax.layers.mlp import SwiGLUMLP
@@ -78,8 +78,8 @@ class Qwen2Config:
         bad = [t for t in self.lora_targets if t not in LORA_TARGETS]
         need(not bad, f"unknown lora_targets {bad}; valid: {LORA_TARGETS}")
         need(self.rope_theta > 0, f"rope_theta must be > 0, got {self.rope_theta}")
-        need(self.attention_impl in (None, "xla", "cudnn"), f"attention_impl {self.attention_impl!r} not in "
-             "(None, 'xla', 'cudnn')")
+        need(self.attention_impl in (None, "einsum", "xla", "cudnn"), f"attention_impl {self.attention_impl!r} "
+             "not in (None, 'einsum', 'xla', 'cudnn')")
 
     @property
     def compute_dtype(self):
@@ -178,9 +178,10 @@ class Qwen2Attention(nn.Module):
             k, v = k.astype(q.dtype), v.astype(q.dtype)
         impl = c.attention_impl
         if cache_kv is not None and impl is None:
-            # Cached calls (prefill into / decode from a KV cache) use XLA unless a kernel is named: decoding is
-            # memory-bound (T = 1), so a flash kernel buys nothing there, and cuDNN's shape limits do not apply.
-            impl = "xla"
+            # Cached calls (prefill into / decode from a KV cache) use no fused kernel unless one is named:
+            # decoding is memory-bound (T = 1), so a flash kernel buys nothing there, and cuDNN's shape limits
+            # do not apply.
+            impl = choose_implementation(q.dtype, c.head_dim, kernels=False)
         out = dot_product_attention(q, k, v, mask=mask, implementation=impl)
         out = self._proj("o_proj", c.hidden_size, ("heads", "head_dim", "embed"), n_in=2, bias=False)(out, det)
         return out, new_kv

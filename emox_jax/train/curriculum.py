@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+import time
 from collections.abc import Callable
 
 import jax
@@ -81,12 +82,14 @@ def run_all(config, workdir: str | pathlib.Path, *, log: Callable[[str], None] |
             if CORPUS_FILE.exists():
                 lines += CORPUS_FILE.read_text().splitlines()[:int(config.pretrain_lm.corpus_lines)]
             p = config.pretrain_lm
+            t0 = time.perf_counter()
             say(f"[phase0] pretraining the tiny LM on {len(lines)} text lines for {p.steps} steps")
             dec, phase0_losses = pretrain_lm(first.model, lines, tok, steps=int(p.steps), lr=float(p.lr),
                                              batch_size=int(p.batch_size), seq_len=int(p.seq_len),
                                              seed=first.loop.seed, log=say)
             vision = _pretrain_vision(config, first, say)
             write_base(first.model, dec, base_dir, first.preset, seed=first.loop.seed, extra=vision)
+            say(f"[phase0] done in {time.perf_counter() - t0:.0f} s")
             (root / "phase0_losses.json").write_text(json.dumps(phase0_losses))
         elif (root / "phase0_losses.json").exists():
             phase0_losses = json.loads((root / "phase0_losses.json").read_text())
@@ -106,8 +109,10 @@ def run_all(config, workdir: str | pathlib.Path, *, log: Callable[[str], None] |
             say(f"[{phase}] already finished in {pdir}; skipping")
             res = None
         else:
+            t0 = time.perf_counter()
             res = run_phase(pc, str(pdir))
             results.append(res)
+            say(f"[{phase}] trained in {time.perf_counter() - t0:.0f} s (compiling included)")
             if res.stopped:
                 say(f"[{phase}] stopped at step {res.final_step}; rerun the same command to resume")
                 return results
@@ -120,8 +125,11 @@ def run_all(config, workdir: str | pathlib.Path, *, log: Callable[[str], None] |
                 test = emosynth_records(job.emosynth["clips"], job.emosynth["seed"], "test")
             if mode not in batches:
                 batches[mode] = prepare(test, job.data, tok, per_task=per_task or int(eg.per_task), mode=mode)
+            t0 = time.perf_counter()
             cfg, params, _ = load_for_inference(str(pdir))
             evals[phase] = evaluate_tasks(cfg, params, batches[mode], tok, int(eg.max_new_tokens))
+            say(f"[{phase}] generated and scored {sum(e['n'] for e in evals[phase].values())} held-out answers in "
+                f"{time.perf_counter() - t0:.0f} s")
             modes[phase] = mode
             (root / "eval").mkdir(exist_ok=True)
             (root / "eval" / f"{phase}.json").write_text(json.dumps(evals[phase], indent=1))

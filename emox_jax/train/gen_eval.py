@@ -118,6 +118,7 @@ def generate_answers(model_cfg: NanoEmoXConfig, params, tb: TaskBatch, tokenizer
     a = tb.arrays
     lm = np.asarray(a["loss_mask"])
     plen = (lm.argmax(axis=1) + 1).astype(np.int32)   # labels are shifted: first target at argmax+1
+    a = trim_to_prompts(a, int(plen.max()))
     embeds = _embed(model_cfg, params, {k: jnp.asarray(v) for k, v in a.items()}, tuple(tb.modalities))
     gen = GenerateConfig(max_new_tokens=max_new_tokens, sampling=SamplingConfig(greedy=True),
                          stop_token_ids=_stop_ids(tokenizer), pad_id=tokenizer.pad_id)
@@ -129,6 +130,21 @@ def generate_answers(model_cfg: NanoEmoXConfig, params, tb: TaskBatch, tokenizer
         ids = [int(t) for t in toks[i, :lens[i]] if int(t) not in (tokenizer.eos_id, tokenizer.pad_id)]
         res[k] = tokenizer.decode(ids).replace("###", "").strip()
     return res
+
+
+TOKEN_FIELDS = ("input_ids", "labels", "loss_mask", "attention_mask", "positions")   # the [B, T] fields
+
+
+def trim_to_prompts(arrays: Mapping[str, np.ndarray], longest_prompt: int, multiple: int = 64) -> dict:
+    """Cut the token axis of ``arrays``' ``TOKEN_FIELDS`` to the longest prompt, rounded up to ``multiple``.
+
+    The prepared batches hold prompt + answer padded to a length bucket (384 for ERI / ERG), but generation
+    only reads the prompts: the prefill and every decode step's attention over the KV cache (prompt + new
+    tokens) scale with this length. Rounding keeps the number of compiled shapes small. Measured (tiny
+    quickstart model, 48 ERI prompts of <= 192 tokens, 144 new tokens, 2 CPU cores): one decode step 61 -> 38 ms.
+    """
+    keep = min(arrays["input_ids"].shape[1], -(-longest_prompt // multiple) * multiple)
+    return {k: (v[:, :keep] if k in TOKEN_FIELDS else v) for k, v in arrays.items()}
 
 
 _EMBED_CACHE: dict = {}
