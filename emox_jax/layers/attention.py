@@ -67,8 +67,8 @@ def attention_einsum(q: jax.Array, k: jax.Array, v: jax.Array, *, mask: jax.Arra
     if bias is not None:
         logits = logits + per_group(bias).astype(jnp.float32)
     if is_causal:
-        mask = jnp.tril(jnp.ones((t, s), bool)) if mask is None else jnp.logical_and(mask, jnp.tril(
-            jnp.ones((t, s), bool)))
+        causal = jnp.tril(jnp.ones((t, s), bool))
+        mask = causal if mask is None else jnp.logical_and(mask, causal)
     if mask is not None:
         logits = jnp.where(per_group(mask), logits, jnp.finfo(jnp.float32).min)
     # The max is a constant shift (softmax is invariant to it), so its gradient is stopped.

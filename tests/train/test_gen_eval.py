@@ -30,8 +30,13 @@ def test_trimmed_generation_gives_the_untrimmed_answers(monkeypatch):
     assert tb.arrays["input_ids"].shape[1] == 384                     # ERG's bucket
     params = nn.meta.unbox(init_params(job.model, jax.random.key(0)))
     seen, trim = [], gen_eval.trim_to_prompts
-    monkeypatch.setattr(gen_eval, "trim_to_prompts", lambda a, n: seen.append(trim(a, n)["input_ids"].shape[1])
-                        or trim(a, n))
+
+    def spy(a, n):
+        out = trim(a, n)
+        seen.append(out["input_ids"].shape[1])
+        return out
+
+    monkeypatch.setattr(gen_eval, "trim_to_prompts", spy)
     trimmed = gen_eval.generate_answers(job.model, params, tb, tok, max_new_tokens=6)
     assert seen == [256]                                              # ERG prompts (<= 214 tokens) -> 256
     monkeypatch.setattr(gen_eval, "trim_to_prompts", lambda a, n: dict(a))
