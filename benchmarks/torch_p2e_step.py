@@ -76,10 +76,11 @@ def build(sh, dtype, use_lora: bool, device):
         lcfg = Qwen2Config(vocab_size=1024, hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
                            num_key_value_heads=2, head_dim=32, intermediate_size=384, tie_word_embeddings=True)
     frozen_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
-    clip = CLIPVisionModel(CLIPVisionConfig(**sh["clip"])).to(device, frozen_dtype).eval()
-    hubert = HubertModel(HubertConfig(**sh["hubert"])).to(device, frozen_dtype).eval()
-    swin = SwinModel(SwinConfig(**sh["swin"])).to(device, frozen_dtype).eval()
-    llm = Qwen2ForCausalLM(lcfg).to(device, frozen_dtype)
+    with torch.device(device):  # initialise on the device: a 1.5B decoder's random init on the host takes minutes
+        clip = CLIPVisionModel(CLIPVisionConfig(**sh["clip"])).to(device, frozen_dtype).eval()
+        hubert = HubertModel(HubertConfig(**sh["hubert"])).to(device, frozen_dtype).eval()
+        swin = SwinModel(SwinConfig(**sh["swin"])).to(device, frozen_dtype).eval()
+        llm = Qwen2ForCausalLM(lcfg).to(device, frozen_dtype)
     for m in (clip, hubert, swin, llm):
         m.requires_grad_(False)
     if use_lora:
@@ -114,7 +115,8 @@ def build(sh, dtype, use_lora: bool, device):
             self.gate = nn.Sequential(nn.Linear(3 * hd, hd), nn.GELU(), nn.Dropout(0.1), nn.Linear(hd, 3))
             self.multi_proj = nn.Linear(hd, d)
 
-    ad = Adapters().to(device)
+    with torch.device(device):
+        ad = Adapters().to(device)
     return clip, hubert, swin, llm, ad
 
 
@@ -217,7 +219,7 @@ def main(argv=None) -> None:
     med = times[len(times) // 2]
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     cfg = dict(preset=args.preset, dtype=dtype, batch=args.batch, seq=seq, lora=have_peft,
-               trainable_params=sum(p.numel() for p in trainable), loss=float(loss))
+               trainable_params=sum(p.numel() for p in trainable), loss=float(loss.detach()))
     emit("torch_p2e_phase3_step_time", round(med * 1e3, 3), "ms", name, cfg)
     emit("torch_p2e_phase3_samples_per_s", round(args.batch / med, 3), "samples/s", name, cfg)
 

@@ -40,6 +40,7 @@ from emox_jax.train import checkpoint as ckpt_lib
 from emox_jax.train import distributed
 from emox_jax.train import p2e_job as J
 from emox_jax.train import p2e_step as S
+from emox_jax.train.flops import traced_flops
 from emox_jax.train.frozen_features import FrozenFeatureCache
 from emox_jax.train.optim import make_optimizer
 from emox_jax.train.signals import StopRequest
@@ -232,7 +233,13 @@ def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None,
                 if key not in compiled:
                     with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
                         exe = train_step.jitted.lower(state, frozen, batch).compile()
-                    compiled[key] = (exe, _flops(exe))
+                        flops = 0.0
+                        if peak:  # MFU's numerator (train/flops.py); on CPU (no peak) nothing is traced
+                            counted = train_step if lp.remat == "none" else S.make_train_step(
+                                NanoEmoX(job.model.with_remat("none")), tx, st_sh, frozen_sh, mesh, rules,
+                                modalities=mods, schedule=schedule, grad_accum=lp.grad_accum, seed=lp.seed)
+                            flops = traced_flops(counted.jitted, state, frozen, batch)   # recompute not counted
+                    compiled[key] = (exe, flops)
                     distributed.barrier(f"{job.phase}:compiled:{len(compiled)}")   # first run together (Gloo)
                 exe, flops = compiled[key]
                 with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
@@ -326,16 +333,6 @@ def _shard(host: Mapping[str, np.ndarray], mesh) -> dict:
     from emox_jax.train.lm_step import shard_batch
 
     return shard_batch(host, mesh)
-
-
-def _flops(exe) -> float:
-    try:
-        cost = exe.cost_analysis()
-        if isinstance(cost, (list, tuple)):
-            cost = cost[0] if cost else {}
-        return float((cost or {}).get("flops", 0.0))
-    except Exception:  # noqa: BLE001 - not every backend reports costs
-        return 0.0
 
 
 def _mean(window: list[Mapping[str, Any]]) -> dict[str, float]:

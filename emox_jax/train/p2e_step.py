@@ -260,14 +260,3 @@ def host_batch(batch: Mapping[str, np.ndarray], modalities: Sequence[str]) -> di
     if not mods & {"audio", "multi"}:
         keys = [k for k in keys if k != "audio"]
     return {k: np.asarray(batch[k]) for k in keys}
-
-
-def step_flops(jitted, *args) -> float:
-    """FLOPs of one compiled step from XLA's cost analysis (0.0 when unavailable)."""
-    try:
-        cost = jitted.lower(*args).compile().cost_analysis()
-        if isinstance(cost, (list, tuple)):
-            cost = cost[0]
-        return float(cost.get("flops", 0.0)) if cost else 0.0
-    except Exception:  # noqa: BLE001 - cost analysis is best effort on some backends
-        return 0.0

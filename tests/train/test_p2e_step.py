@@ -76,6 +76,11 @@ def test_freezing_each_phase(phase_runs):
         assert n_train == S.count(J.trainable_split(job, _initial(job))[0])
 
 
+def test_no_mfu_without_a_known_peak(phase_runs):
+    for _, res, _ in phase_runs.values():   # CPU, loop.peak_flops_per_device 0: no made-up MFU
+        assert res.history and all("mfu" not in h for h in res.history)
+
+
 def test_phase_handoff_loads_previous_phases(phase_runs):
     job2, _, _ = phase_runs["phase2"]
     start2 = _flat(_initial(job2))
