@@ -104,13 +104,12 @@ def main(argv=None) -> None:
     with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
         exe = step.jitted.lower(state, frozen, b).compile()
     compile_s = time.perf_counter() - t0
-    # MFU's numerator: the step's matmul FLOPs counted on its jaxpr, traced from a twin built without remat
-    # (emox_jax/train/flops.py; XLA's cost analysis counts a scanned stack's body once).
-    from emox_jax.train.flops import traced_flops
+    # MFU's numerator: the step's matmul FLOPs counted on the jaxpr of a twin without remat and with XLA
+    # attention (emox_jax/train/flops.py; XLA's cost analysis counts a scanned stack's body once).
+    from emox_jax.train.flops import countable, traced_flops
 
-    counted = step if c.loop.remat == "none" else S.make_train_step(
-        S.NanoEmoX(job.model.with_remat("none")), tx, st_sh, frozen_sh, mesh, rules, modalities=MODALITIES,
-        schedule=schedule)
+    counted = S.make_train_step(S.NanoEmoX(countable(job.model)), tx, st_sh, frozen_sh, mesh, rules,
+                                modalities=MODALITIES, schedule=schedule)
     with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
         flops = traced_flops(counted.jitted, state, frozen, b)
     times = []

@@ -169,6 +169,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.pretrain_vision = ml_collections.ConfigDict(dict(steps=600 if preset == "tiny" else 0, lr=5e-3, batch_size=16,
                                                        faces=1200, held_out_faces=200, seed=11))
     c.base = ""
+    # Tiny: use the phase-0 base shipped in emox_jax/assets/tiny_base when it was built for exactly this phase-0
+    # configuration and text (emox_jax/train/tiny_base.py; ~390 s saved on 2 cores); False trains phase 0.
+    c.shipped_base = preset == "tiny"
     # 48 = every held-out clip of the tiny corpus (240 clips, 20 % test): with 24 a task's score moved by ~10
     # points between runs of the same config.
     # 144 new tokens: the longest answers (ERG's chain of empathy + reply, 102-137 tiny-tokenizer tokens; ERI's

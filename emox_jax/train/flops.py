@@ -10,8 +10,10 @@ What is counted: 2 x multiply-adds of every ``dot_general`` and ``conv_general_d
 (forward, and the backward exactly as autodiff builds it: a frozen weight gets no weight-gradient product, a
 frozen tower no backward at all), a ``scan`` body times its length, a ``cond`` as its costliest branch, a
 ``while`` body once (its trip count is not static). Elementwise work, softmax and norms are not counted (the
-matmul convention of MaxText's MFU). Trace a step built WITHOUT rematerialisation to get model FLOPs (MFU);
-with it, recomputed forwards are counted too (HFU).
+matmul convention of MaxText's MFU). Trace a step of ``countable(model)`` (no remat, attention as XLA dots) to
+get model FLOPs (MFU): with remat, recomputed forwards are counted too (HFU), and a fused attention kernel
+(cuDNN's ``dot_product_attention_fwd/bwd`` primitives, a Pallas call) is opaque to the count. A ``shard_map``
+body sees one shard's shapes, so it is counted once per device of its mesh.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ def jaxpr_flops(jaxpr: jex_core.Jaxpr | jex_core.ClosedJaxpr) -> float:
             total += eqn.params["length"] * jaxpr_flops(eqn.params["jaxpr"])
         elif name == "while":
             total += jaxpr_flops(eqn.params["body_jaxpr"])
+        elif name == "shard_map":
+            total += getattr(eqn.params.get("mesh"), "size", 1) * jaxpr_flops(eqn.params["jaxpr"])
         else:  # pjit, remat, custom_jvp/vjp calls, shard_map, ...: the program they hold
             for key, value in eqn.params.items():
                 if key in ("fwd_jaxpr_thunk", "bwd", "jvp_jaxpr_fun", "jvp_jaxpr_thunk"):
@@ -73,9 +77,19 @@ def jaxpr_flops(jaxpr: jex_core.Jaxpr | jex_core.ClosedJaxpr) -> float:
     return total
 
 
+def countable(model):
+    """A ``NanoEmoXConfig`` whose traced step shows every matmul: no remat, attention as XLA dots everywhere."""
+    import dataclasses
+
+    m = model.with_remat("none")
+    return dataclasses.replace(m, llm=m.llm.replace(attention_impl="xla"),
+                               clip=dataclasses.replace(m.clip, attention_impl="xla"),
+                               hubert=dataclasses.replace(m.hubert, attention_impl="xla"))
+
+
 def traced_flops(fn: Callable, *args, **kwargs) -> float:
     """FLOPs of ``fn(*args, **kwargs)`` (arrays or ``jax.ShapeDtypeStruct``s; traced, nothing is run)."""
     return jaxpr_flops(jax.make_jaxpr(fn)(*args, **kwargs))
 
 
-__all__ = ["jaxpr_flops", "traced_flops"]
+__all__ = ["countable", "jaxpr_flops", "traced_flops"]

@@ -40,7 +40,7 @@ from emox_jax.train import checkpoint as ckpt_lib
 from emox_jax.train import distributed
 from emox_jax.train import p2e_job as J
 from emox_jax.train import p2e_step as S
-from emox_jax.train.flops import traced_flops
+from emox_jax.train import flops as flops_lib
 from emox_jax.train.frozen_features import FrozenFeatureCache
 from emox_jax.train.optim import make_optimizer
 from emox_jax.train.signals import StopRequest
@@ -217,7 +217,8 @@ def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None,
         bar = tqdm(total=lp.steps, initial=start, desc=job.phase, dynamic_ncols=True, leave=True)
     peak = peak_flops(jax.devices()[0], lp.peak_flops_per_device)
     losses, history, window = [], [], []
-    t_window, samples_window, tokens_window = time.perf_counter(), 0, 0.0
+    # Per log window: samples, tokens, model FLOPs, and seconds spent compiling (left out of the rates).
+    t_window, samples_window, tokens_window, flops_window, compile_window = time.perf_counter(), 0, 0.0, 0.0, 0.0
     last_eval: dict = {}
     stopped = False
     try:
@@ -231,15 +232,16 @@ def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None,
                 batch = _shard(host, mesh)
                 key = tuple((k, v.shape, str(v.dtype)) for k, v in sorted(batch.items()))
                 if key not in compiled:
+                    t_compile = time.perf_counter()
                     with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
                         exe = train_step.jitted.lower(state, frozen, batch).compile()
-                        flops = 0.0
-                        if peak:  # MFU's numerator (train/flops.py); on CPU (no peak) nothing is traced
-                            counted = train_step if lp.remat == "none" else S.make_train_step(
-                                NanoEmoX(job.model.with_remat("none")), tx, st_sh, frozen_sh, mesh, rules,
-                                modalities=mods, schedule=schedule, grad_accum=lp.grad_accum, seed=lp.seed)
-                            flops = traced_flops(counted.jitted, state, frozen, batch)   # recompute not counted
+                    flops = 0.0
+                    if peak:  # MFU's numerator; on CPU (no known peak) nothing is traced
+                        flops = _model_flops(job, train_step, lambda m: S.make_train_step(
+                            m, tx, st_sh, frozen_sh, mesh, rules, modalities=mods, schedule=schedule,
+                            grad_accum=lp.grad_accum, seed=lp.seed), (state, frozen, batch), mesh, rules, say)
                     compiled[key] = (exe, flops)
+                    compile_window += time.perf_counter() - t_compile
                     distributed.barrier(f"{job.phase}:compiled:{len(compiled)}")   # first run together (Gloo)
                 exe, flops = compiled[key]
                 with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
@@ -250,6 +252,7 @@ def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None,
                 window.append(m)
                 samples_window += int(host["input_ids"].shape[0]) * jax.process_count()
                 tokens_window += float(m["tokens"])
+                flops_window += flops
                 if int(m["nan_streak"]) >= lp.max_consecutive_nan:
                     raise NonFiniteLossError(
                         f"[{job.phase}] loss or gradient norm was non-finite for {int(m['nan_streak'])} consecutive "
@@ -258,19 +261,19 @@ def train_phase(job: J.PhaseJob, workdir: str | pathlib.Path, *, tokenizer=None,
                 if bar is not None:
                     bar.update(1)
                 if step % lp.log_every == 0 or step == lp.steps:
-                    dt = max(time.perf_counter() - t_window, 1e-9)
+                    dt = max(time.perf_counter() - t_window - compile_window, 1e-9)
                     agg = _mean(window)
                     agg.update(samples_per_s=samples_window / dt, tokens_per_s=tokens_window / dt,
                                steps_per_s=len(window) / dt)
-                    if flops and peak:
-                        agg["mfu"] = flops * len(window) / dt / (peak * jax.device_count())
+                    if flops_window and peak:
+                        agg["mfu"] = flops_window / dt / (peak * jax.device_count())
                     agg["nan_skipped"] = float(jax.device_get(state.nan_skipped))
                     history.append({"step": step, **agg})
                     logger.write(step, agg)
                     if bar is not None:
                         bar.set_postfix_str(f"loss={agg['loss']:.3f} lr={agg.get('lr', 0):.1e} "
                                             f"gnorm={agg['grad_norm']:.2f} {agg['samples_per_s']:.1f} samp/s")
-                    window, samples_window, tokens_window = [], 0, 0.0
+                    window, samples_window, tokens_window, flops_window, compile_window = [], 0, 0.0, 0.0, 0.0
                     t_window = time.perf_counter()
                 # Periodic held-out eval (the last step's eval runs after the final save below, once).
                 if lp.eval_every and step % lp.eval_every == 0 and step < lp.steps and eval_sources is not None:
@@ -327,6 +330,20 @@ def _flat_keys(tree) -> list[tuple]:
     from flax import traverse_util
 
     return list(traverse_util.flatten_dict(tree).keys())
+
+
+def _model_flops(job: J.PhaseJob, train_step, make_step: Callable, args: tuple, mesh, rules,
+                 say: Callable[[str], None]) -> float:
+    """Model FLOPs of one train step (``train/flops.py``), traced from a twin step of ``countable(model)`` (no
+    remat, XLA attention) unless the step already is one; 0.0 (no MFU) if the count fails, never a failed run."""
+    try:
+        countable = flops_lib.countable(job.model)
+        step = train_step if countable == job.model else make_step(NanoEmoX(countable))
+        with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+            return flops_lib.traced_flops(step.jitted, *args)
+    except Exception as e:  # noqa: BLE001 - a metric must not stop training
+        say(f"[{job.phase}] MFU left out: counting the step's FLOPs failed ({type(e).__name__}: {e})")
+        return 0.0
 
 
 def _shard(host: Mapping[str, np.ndarray], mesh) -> dict:

@@ -123,6 +123,22 @@ def expression_accuracy(model_cfg: NanoEmoXConfig, params, frames: np.ndarray, l
     return {k: float(np.concatenate(v).mean()) for k, v in hits.items()}
 
 
+def drawn_faces(n: int, seed: int, *, render_size: int = 64, render_frames: int = 16) -> tuple[list, np.ndarray]:
+    """The painter's side of ``face_corpus``: ``n`` rendered clips (``[render_frames, render_size, render_size, 3]``
+    uint8 each, before any codec) and their class ids; the first k of n are ``drawn_faces(k, seed)``."""
+    from data_pipelines.emosynth import faces
+
+    rng = np.random.default_rng([seed, 0xFACE])
+    clips, ys = [], []
+    for _ in range(n):
+        y = int(rng.integers(len(FACE_CLASSES)))
+        style = faces.sample_style(rng)
+        clips.append(faces.render_face(FACE_CLASSES[y], "high" if rng.random() < 0.5 else "low", style,
+                                       render_frames, render_size))
+        ys.append(y)
+    return clips, np.asarray(ys, np.int32)
+
+
 def face_corpus(n: int, seed: int, *, num_frames: int, size: int, render_size: int = 64,
                 render_frames: int = 16, fps: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """A pretraining corpus of ``n`` drawn faces, separate from any EmoSynth split (its own seed): each a random
@@ -130,15 +146,8 @@ def face_corpus(n: int, seed: int, *, num_frames: int, size: int, render_size: i
     encoded to mp4 and decoded as the pipeline decodes clips. Returns (frames ``[n, num_frames, size, size, 3]``
     uint8, class ids ``[n]``)."""
     from data_pipelines import media
-    from data_pipelines.emosynth import faces, video
+    from data_pipelines.emosynth import video
 
-    rng = np.random.default_rng([seed, 0xFACE])
-    out, ys = [], []
-    for _ in range(n):
-        y = int(rng.integers(len(FACE_CLASSES)))
-        style = faces.sample_style(rng)
-        clip = faces.render_face(FACE_CLASSES[y], "high" if rng.random() < 0.5 else "low", style, render_frames,
-                                 render_size)
-        out.append(media.decode_frames(video.encode_mp4(clip, fps), num_frames=num_frames, size=size))
-        ys.append(y)
-    return np.stack(out).astype(np.uint8), np.asarray(ys, np.int32)
+    clips, ys = drawn_faces(n, seed, render_size=render_size, render_frames=render_frames)
+    out = [media.decode_frames(video.encode_mp4(clip, fps), num_frames=num_frames, size=size) for clip in clips]
+    return np.stack(out).astype(np.uint8), ys
