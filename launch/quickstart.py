@@ -12,8 +12,8 @@
    ``emox_jax.eval.scoring`` and prints the score beside the task's chance level;
 5. writes ``report.md`` and ``loss_curves.png`` in the work dir.
 
-About 9.5 minutes on 2 CPU cores (measured: 556 s, of which phase 3 242 s; with ``--pretrain`` 934 s). Each
-part's time is printed as it ends.
+About 10 minutes on 2 CPU cores (measured: 556 and 617 s in two runs, phase 3 ~245 s of it; with ``--pretrain``
+934 s). Each part's time is printed as it ends.
 ``--fast`` (the CI end-to-end test) runs every phase for a few steps on a smaller corpus (< ~2 minutes after
 compilation). Rerunning resumes where it stopped; compiled programs are cached in ``WORKDIR/.jax_cache``
 (unless ``JAX_COMPILATION_CACHE_DIR`` points elsewhere). Only what ``launch/setup.sh`` installed is needed (the

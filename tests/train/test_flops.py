@@ -116,7 +116,7 @@ def test_trainer_reports_mfu_with_a_known_peak(tmp_path):
     from tests.train.p2e_testlib import synthetic_batch, tiny_job
 
     # With remat the count traces a twin step built without it (loop.py), so this covers that path too.
-    job = tiny_job("phase3", steps=2, remat="dots_no_batch", peak_flops_per_device=1e12)
+    job = tiny_job("phase1a", steps=2, remat="dots_no_batch", peak_flops_per_device=1e12)
     res = loop.train_phase(job, tmp_path / "mfu", batch_source=lambda s: synthetic_batch(job, s),
                            mesh=shd.make_mesh((1, -1, 1)), log_fn=lambda s: None)
     mfu = [h["mfu"] for h in res.history]
