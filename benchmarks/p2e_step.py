@@ -70,11 +70,7 @@ def main(argv=None) -> None:
     c.data.length_buckets = (seq,)
     job = build_job(c)
     if args.attention:
-        m = job.model
-        job = dataclasses.replace(job, model=dataclasses.replace(
-            m, llm=m.llm.replace(attention_impl=args.attention),
-            clip=dataclasses.replace(m.clip, attention_impl=args.attention),
-            hubert=dataclasses.replace(m.hubert, attention_impl=args.attention)))
+        job = dataclasses.replace(job, model=job.model.with_attention(args.attention))
     import flax.linen as nn
 
     from tests.train.p2e_testlib import synthetic_batch

@@ -138,6 +138,12 @@ class NanoEmoXConfig:
             video_qformer=dataclasses.replace(self.video_qformer, remat=policy),
             audio_qformer=dataclasses.replace(self.audio_qformer, remat=policy))
 
+    def with_attention(self, impl: str | None) -> "NanoEmoXConfig":
+        """One attention implementation (layers/attention.py) for the decoder, CLIP and HuBERT."""
+        return dataclasses.replace(self, llm=self.llm.replace(attention_impl=impl),
+                                   clip=dataclasses.replace(self.clip, attention_impl=impl),
+                                   hubert=dataclasses.replace(self.hubert, attention_impl=impl))
+
     @property
     def token_counts(self) -> dict[str, int]:
         return {"frame": self.frame_tokens, "face": self.face_tokens, "audio": self.audio_tokens,

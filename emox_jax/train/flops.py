@@ -79,12 +79,7 @@ def jaxpr_flops(jaxpr: jex_core.Jaxpr | jex_core.ClosedJaxpr) -> float:
 
 def countable(model):
     """A ``NanoEmoXConfig`` whose traced step shows every matmul: no remat, attention as XLA dots everywhere."""
-    import dataclasses
-
-    m = model.with_remat("none")
-    return dataclasses.replace(m, llm=m.llm.replace(attention_impl="xla"),
-                               clip=dataclasses.replace(m.clip, attention_impl="xla"),
-                               hubert=dataclasses.replace(m.hubert, attention_impl="xla"))
+    return model.with_remat("none").with_attention("xla")
 
 
 def traced_flops(fn: Callable, *args, **kwargs) -> float:
